@@ -1,0 +1,3 @@
+from mltest.cli import main
+
+raise SystemExit(main())

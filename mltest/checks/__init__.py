@@ -1,0 +1,1 @@
+"""The checks. Each module has one shape: a `Settings` model and `run(ctx, settings)`."""

@@ -1,0 +1,103 @@
+"""The `mltest` command. Imports stay lazy so `mltest --help` never loads torch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mltest import __version__
+
+EXIT_CODES = "exit codes: 0 all checks passed, 1 a check failed, 2 the suite could not run"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mltest",
+        description="Test that ML model code still learns and still predicts what it should.",
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument("--version", action="version", version=f"mltest {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the suite and write the report", epilog=EXIT_CODES)
+    _suite_args(run)
+    run.set_defaults(handler=_run)
+
+    baseline = commands.add_parser("baseline", help="manage stored baselines")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION")
+    update = baseline_commands.add_parser(
+        "update",
+        help="record or rewrite baselines and golden outputs on purpose (commit the result)",
+    )
+    _suite_args(update)
+    update.set_defaults(handler=_baseline_update)
+    baseline.set_defaults(handler=lambda args: _usage(baseline))
+
+    # mltest comment: post saved reports from a trusted workflow (see docs/github-action.md).
+    comment = commands.add_parser("comment", help="post saved report(s) as the sticky PR comment")
+    try:
+        from mltest.github.commands import add_comment_arguments
+    except ImportError:  # the GitHub side is optional for laptop use
+        comment.set_defaults(handler=lambda args: _usage(comment))
+    else:
+        add_comment_arguments(comment)
+    return parser
+
+
+def _suite_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default="mltest.yaml", help="path to mltest.yaml (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--report-dir",
+        default="mltest-report",
+        help="where report.json, report.md and junit.xml go (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--check",
+        action="append",
+        metavar="NAME",
+        help="run only this check (repeatable): memorization, sanity, regression, key_examples",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _suite(args, update=False)
+
+
+def _baseline_update(args: argparse.Namespace) -> int:
+    return _suite(args, update=True)
+
+
+def _suite(args: argparse.Namespace, *, update: bool) -> int:
+    from mltest.render.console import check_line, closing
+    from mltest.runner import run_suite
+
+    colour = sys.stdout.isatty()
+    mode = "recording baselines" if update else "running checks"
+    print(f"mltest {__version__}: {mode} from {args.config}", flush=True)
+    report = run_suite(
+        args.config,
+        args.report_dir,
+        update_baselines=update,
+        only=args.check,
+        on_result=lambda result: print(check_line(result, colour=colour), flush=True),
+    )
+    print(closing(report, args.report_dir, colour=colour))
+    if update and report.verdict.exit_code == 0:
+        print("baselines written; review them with `git diff` and commit them")
+    return report.verdict.exit_code
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return args.handler(args)

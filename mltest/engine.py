@@ -1,0 +1,77 @@
+"""Lightning as the engine: a quiet Trainer that leaves no files in the user's repository."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning")
+
+
+def lightning_package(model: Any):
+    """The Lightning package the model was written against (`pytorch_lightning` or the
+    unified `lightning.pytorch`): a Trainer only accepts modules of its own package."""
+    for cls in type(model).__mro__:
+        if cls.__name__ == "LightningModule":
+            if cls.__module__.startswith("lightning.pytorch"):
+                import lightning.pytorch as package
+            else:
+                import pytorch_lightning as package
+            return package
+    raise TypeError(f"{type(model).__name__} is not a LightningModule")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Lightning's banners and advice; real warnings from user code still show."""
+    levels = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
+        warnings.filterwarnings("ignore", message=r".*`self.log\(\)`.*")
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
+    """A Trainer with the config's `trainer:` settings, no logger, checkpoints or progress bars.
+
+    Files Lightning insists on writing go to a throwaway directory, never the user's repo.
+    """
+    package = lightning_package(model)
+    options: dict[str, Any] = {
+        "deterministic": True,
+        "log_every_n_steps": 1,
+        "num_sanity_val_steps": 0,
+        "limit_val_batches": 0,
+    }
+    options.update(settings)
+    options.update(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tempfile.mkdtemp(prefix="mltest-"),
+    )
+    options.update(overrides)
+    return package.Trainer(**options)
+
+
+def device_key(trainer: Any, settings: dict[str, Any]) -> str:
+    """What a baseline is keyed by: device type, torch minor version and precision."""
+    import torch
+
+    major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    precision = str(settings.get("precision", "32-true"))
+    return f"{trainer.strategy.root_device.type}-torch{major_minor}-{precision}"

@@ -1,0 +1,2 @@
+"""The GitHub side: read the Actions context, publish a report (PR comment, job summary,
+outputs, annotations). Nothing here imports torch: the report is the contract."""

@@ -1,0 +1,153 @@
+"""The report: the versioned contract between the checks and everything that publishes them.
+
+Checks produce `CheckResult`s; the runner wraps them in a `Report`; renderers and publishers
+only read it. This module must not import torch, so the GitHub side stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(str, Enum):
+    """Outcome of one check or sub-case."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Verdict(str, Enum):
+    """Outcome of the whole suite; its exit code is what CI sees."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+    @property
+    def exit_code(self) -> int:
+        return {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.ERROR: 2}[self]
+
+
+@dataclass
+class Case:
+    """A sub-case of a check (one seed, one parameter, one key example...)."""
+
+    name: str
+    status: Status
+    message: str = ""
+
+
+@dataclass
+class CheckResult:
+    """What one check found.
+
+    Attributes:
+        name: the check's name as configured (also its kind for the built-in checks).
+        kind: which check implementation ran.
+        status: pass / fail / error / skipped.
+        summary: one line a person understands at a glance.
+        details: Markdown with the evidence (tables, lists); shown collapsed.
+        hint: what to do next when it did not pass (e.g. the baseline update command).
+        notices: things worth knowing that do not fail the check.
+        metrics: numbers for machines (JSON-serialisable).
+        cases: sub-cases, one JUnit testcase each.
+        duration_s: wall-clock seconds the check took.
+    """
+
+    name: str
+    kind: str
+    status: Status
+    summary: str
+    details: str = ""
+    hint: str = ""
+    notices: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    cases: list[Case] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class Report:
+    """Results of one suite run plus the facts needed to trust and reproduce them."""
+
+    suite: str
+    checks: list[CheckResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def verdict(self) -> Verdict:
+        """error if the suite or any check could not run, else fail if any check failed."""
+        statuses = {c.status for c in self.checks}
+        if self.errors or Status.ERROR in statuses:
+            return Verdict.ERROR
+        if Status.FAIL in statuses:
+            return Verdict.FAIL
+        return Verdict.PASS
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(c.status is s for c in self.checks) for s in Status}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["exit_code"] = self.verdict.exit_code
+        data["counts"] = self.counts
+        return json.loads(json.dumps(data, default=_json_default))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"report schema_version {version!r} is not supported "
+                f"(this mltest reads version {SCHEMA_VERSION})"
+            )
+        checks = [
+            CheckResult(
+                **{
+                    **c,
+                    "status": Status(c["status"]),
+                    "cases": [Case(**{**k, "status": Status(k["status"])}) for k in c["cases"]],
+                }
+            )
+            for c in data["checks"]
+        ]
+        return cls(
+            suite=data["suite"],
+            checks=checks,
+            errors=list(data.get("errors", [])),
+            metadata=dict(data.get("metadata", {})),
+        )
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)  # never leave a half-written report behind
+
+    @classmethod
+    def read_json(cls, path: Path) -> Report:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"report value of type {type(value).__name__} is not JSON-serialisable")
