@@ -132,7 +132,7 @@ def load_config(path: Path | str) -> LoadedConfig:
         raise ConfigError(_describe(path, exc, Config, lines, ())) from exc
 
     checks: dict[str, Any] = {}
-    for name, raw in config.checks.items():
+    for name in config.checks:
         if name not in CHECK_MODULES:
             raise ConfigError(
                 f"{path}:{lines.get(('checks', name), '?')}: unknown check `checks.{name}`"

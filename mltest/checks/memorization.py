@@ -7,6 +7,7 @@ batches in eval mode. Several seeds; the median epoch count is compared with the
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import statistics
@@ -307,10 +308,8 @@ def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRu
             limit_train_batches=len(batches),
             callbacks=[probe],
         )
-        try:
+        with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
             trainer.fit(model, train_dataloaders=FixedBatches(batches))
-        except _Stop:
-            pass
     result.seconds = time.perf_counter() - started
     return result, device_key(trainer, ctx.trainer_settings)
 
@@ -342,7 +341,8 @@ class _Probe(_lightning_callback_base()):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and not bool(loss.detach().isfinite().all()):
-            self.result.nonfinite = f"training loss became {float(loss):g} at epoch {trainer.current_epoch + 1}"
+            epoch = trainer.current_epoch + 1
+            self.result.nonfinite = f"training loss became {float(loss):g} at epoch {epoch}"
             raise _Stop
 
     def on_after_backward(self, trainer, pl_module):
@@ -365,7 +365,8 @@ class _Probe(_lightning_callback_base()):
         self.result.losses.append(loss)
         self.result.final_loss = loss
         if not math.isfinite(loss):
-            self.result.nonfinite = f"eval loss became {loss:g} at epoch {trainer.current_epoch + 1}"
+            epoch = trainer.current_epoch + 1
+            self.result.nonfinite = f"eval loss became {loss:g} at epoch {epoch}"
             raise _Stop
         if self.target.met(loss, metrics):
             self.result.epochs = trainer.current_epoch + 1

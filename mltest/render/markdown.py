@@ -12,7 +12,9 @@ HEADLINES = {
     Verdict.FAIL: "❌ mltest: checks failed",
     Verdict.ERROR: "💥 mltest: the suite could not run completely",
 }
-SHORTENED = "\n\n_Details were shortened to fit GitHub's size limit; the full report is in {where}._"
+SHORTENED = (
+    "\n\n_Details were shortened to fit GitHub's size limit; the full report is in {where}._"
+)
 
 
 def render_markdown(
