@@ -11,10 +11,17 @@ import importlib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mltest.errors import ConfigError
 
@@ -52,6 +59,28 @@ class Component(Strict):
         return value
 
 
+class ModelUnderTest(Strict):
+    """Which model the prediction checks (regression, key_examples) run.
+
+    `init`: the seeded fresh init; `train`: a short seeded training run of the PR's own code on
+    the data module; `checkpoint`: weights from a file (Lightning .ckpt, state dict, safetensors).
+    """
+
+    source: Literal["init", "train", "checkpoint"] = "init"
+    checkpoint: str | None = Field(None, description="path, relative to the config file")
+    epochs: int = Field(5, ge=1, description="epochs of training when source is `train`")
+    seed: int = 0
+    postprocess: str | None = Field(
+        None, description="import path of fn(outputs) -> outputs applied after predict_step"
+    )
+
+    @model_validator(mode="after")
+    def _checkpoint_given(self) -> ModelUnderTest:
+        if self.source == "checkpoint" and not self.checkpoint:
+            raise ValueError("source `checkpoint` needs `checkpoint: path/to/weights`")
+        return self
+
+
 class Config(Strict):
     """The whole `mltest.yaml`."""
 
@@ -61,6 +90,7 @@ class Config(Strict):
     trainer: dict[str, Any] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     baseline_dir: str = ".mltest"
+    model_under_test: ModelUnderTest = Field(default_factory=ModelUnderTest)
     checks: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("trainer")

@@ -75,3 +75,15 @@ def device_key(trainer: Any, settings: dict[str, Any]) -> str:
     major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
     precision = str(settings.get("precision", "32-true"))
     return f"{trainer.strategy.root_device.type}-torch{major_minor}-{precision}"
+
+
+def device_for(settings: dict[str, Any]):
+    """The torch device a plain (Trainer-less) prediction loop should use for these settings."""
+    import torch
+
+    accelerator = str(settings.get("accelerator", "auto")).lower()
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    if accelerator == "mps" and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

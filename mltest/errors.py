@@ -19,3 +19,16 @@ class BaselineError(MltestError):
 
 class CheckTimeout(MltestError):
     """A check ran past its wall-clock time budget."""
+
+
+class CheckFailed(MltestError):
+    """Raised by shared helpers to fail the running check with a diagnosis.
+
+    The runner reports it as a failure (not an error): the user's change broke something.
+    """
+
+    def __init__(self, summary: str, *, details: str = "", hint: str = ""):
+        super().__init__(summary)
+        self.summary = summary
+        self.details = details
+        self.hint = hint

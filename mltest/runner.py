@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mltest import __version__
-from mltest.errors import MltestError
+from mltest.errors import CheckFailed, MltestError
 from mltest.report import CheckResult, Report, Status
 
 ResultHook = Callable[[CheckResult], None]
@@ -98,6 +98,10 @@ def _run_one(module, ctx, settings) -> CheckResult:
     started = time.perf_counter()
     try:
         result = module.run(ctx, settings)
+    except CheckFailed as exc:
+        result = CheckResult(
+            ctx.name, ctx.name, Status.FAIL, exc.summary, details=exc.details, hint=exc.hint
+        )
     except MltestError as exc:
         result = CheckResult(ctx.name, ctx.name, Status.ERROR, f"{ctx.name}: {exc}")
     except Exception as exc:  # the user's code raised: report it, keep the other checks going

@@ -1,0 +1,122 @@
+"""The model under test for the prediction checks, and the prediction path itself.
+
+Both `regression` and `key_examples` predict with the same model, chosen once in the config
+(`model_under_test:`) and built once per run (cached in the check context's `shared`).
+Prediction goes through the model's own `predict_step` in eval mode, then the optional
+post-processing function, so the code path under test is the one users ship.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from mltest.checks.base import CheckContext
+from mltest.errors import CheckFailed, ProjectError
+
+_CACHE_KEY = "model_under_test"
+
+
+def model_under_test(ctx: CheckContext) -> Any:
+    """The configured model, on its device, in eval mode; built on first use, then shared."""
+    if _CACHE_KEY not in ctx.shared:
+        ctx.shared[_CACHE_KEY] = _build(ctx)
+    return ctx.shared[_CACHE_KEY]
+
+
+def postprocess_fn(ctx: CheckContext) -> Callable[[Any], Any] | None:
+    """The config's `model_under_test.postprocess` function, or None."""
+    path = ctx.loaded.config.model_under_test.postprocess
+    return ctx.project.resolve(path, key="model_under_test.postprocess") if path else None
+
+
+def predict(module: Any, batches: Iterable, postprocess: Callable | None = None) -> list[Any]:
+    """Run `predict_step` (no grad, eval mode) on each batch; outputs come back on the CPU."""
+    import torch
+    from lightning_utilities.core.apply_func import apply_to_collection
+
+    device = next(module.parameters(), torch.empty(0)).device
+    module.eval()
+    outputs = []
+    with torch.no_grad():
+        for index, batch in enumerate(batches):
+            batch = module.transfer_batch_to_device(batch, device, 0)
+            out = module.predict_step(batch, index)
+            if postprocess is not None:
+                out = postprocess(out)
+            outputs.append(apply_to_collection(out, torch.Tensor, lambda t: t.detach().cpu()))
+    return outputs
+
+
+def _build(ctx: CheckContext) -> Any:
+    from mltest.engine import device_for, make_trainer, quiet
+    from mltest.seeding import isolated_global_state
+
+    spec = ctx.loaded.config.model_under_test
+    with isolated_global_state(), quiet():
+        if spec.source == "train":  # data first, so model init does not depend on it
+            datamodule = ctx.project.new_datamodule(spec.seed)
+        module = ctx.project.new_model(spec.seed)
+        if spec.source == "checkpoint":
+            _load_weights(module, ctx.loaded.root / spec.checkpoint, spec.checkpoint)
+        elif spec.source == "train":
+            trainer = make_trainer(module, ctx.trainer_settings, max_epochs=spec.epochs)
+            trainer.fit(module, datamodule=datamodule)
+    module.to(device_for(ctx.trainer_settings))
+    module.eval()
+    return module
+
+
+def _load_weights(module: Any, path: Path, shown: str) -> None:
+    """Load a Lightning checkpoint, a state dict or a safetensors file, strictly.
+
+    Renamed or reshaped layers fail the check with the missing and unexpected keys named.
+    """
+    import torch
+
+    if not path.is_file():
+        raise ProjectError(
+            f"`model_under_test.checkpoint: {shown}`: file not found at {path}; the path is "
+            "relative to the config file"
+        )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ProjectError(
+            f"`model_under_test.checkpoint: {shown}`: cannot be read ({type(exc).__name__}: "
+            f"{exc}); give a Lightning .ckpt, a state dict saved with torch.save, or a "
+            ".safetensors file"
+        ) from exc
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    reshaped = sorted(
+        f"{k} {tuple(state[k].shape)} -> {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    if missing or unexpected or reshaped:
+        lines = []
+        for title, names in (
+            ("missing from the checkpoint", missing),
+            ("in the checkpoint but not in the model", unexpected),
+            ("reshaped (checkpoint -> model)", reshaped),
+        ):
+            if names:
+                lines += [f"**{title}** ({len(names)}):", *[f"- `{n}`" for n in names[:30]], ""]
+        raise CheckFailed(
+            f"checkpoint {shown} no longer loads into the model: {len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(reshaped)} reshaped key(s)",
+            details="\n".join(lines),
+            hint="Layers were renamed or reshaped. If intended, re-export the checkpoint "
+            "(or map the old names in `on_load_checkpoint`) and update the golden outputs.",
+        )
+    module.load_state_dict(state, strict=True)
