@@ -31,9 +31,8 @@ def import_object(path: str, *, key: str, root: Path) -> Any:
         ProjectError: naming the key, the path and what went wrong.
     """
     module_name, _, attr = path.partition(":")
-    root_str = str(root)
-    if root_str not in sys.path:
-        sys.path.insert(0, root_str)
+    _put_first_on_path(root)
+    _forget_modules_from_elsewhere(module_name.split(".")[0], root)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -58,6 +57,37 @@ def import_object(path: str, *, key: str, root: Path) -> Any:
             raise ProjectError(f"`{key}: {path}`: `{module_name}` has no `{part}`{hint}")
         obj = getattr(obj, part)
     return obj
+
+
+_PROJECT_ROOTS: set[Path] = set()  # config directories this process has imported from
+
+
+def _put_first_on_path(root: Path) -> None:
+    root_str = str(root)
+    if root_str in sys.path:
+        sys.path.remove(root_str)
+    sys.path.insert(0, root_str)
+    importlib.invalidate_caches()
+
+
+def _forget_modules_from_elsewhere(top: str, root: Path) -> None:
+    """Drop an already imported `top` that came from another project's config directory.
+
+    Projects commonly name their files `model.py`; without this, a second project in the same
+    process (tests, benchmarks, merged runs) would silently get the first one's classes.
+    Installed packages are never touched.
+    """
+    root = root.resolve()
+    module = sys.modules.get(top)
+    origin = getattr(module, "__file__", None) if module else None
+    _PROJECT_ROOTS.add(root)
+    if not origin:
+        return
+    origin_path = Path(origin).resolve()
+    others = [r for r in _PROJECT_ROOTS if r != root and origin_path.is_relative_to(r)]
+    if others and not origin_path.is_relative_to(root):
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
 
 
 def _last_frames(exc: BaseException) -> str:
