@@ -180,7 +180,11 @@ class GitHubApi:
         if retry_after.isdigit():
             return float(retry_after)
         reset = response.headers.get("x-ratelimit-reset", "")
-        if rate_limited and response.headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
+        if (
+            rate_limited
+            and response.headers.get("x-ratelimit-remaining") == "0"
+            and reset.isdigit()
+        ):
             return max(0.0, float(reset) - time.time()) + 1.0
         return self._backoff(attempt)
 

@@ -95,7 +95,9 @@ class GitHubContext:
             try:
                 event = json.loads(Path(event_path).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise ContextError(f"GITHUB_EVENT_PATH {event_path!r} is unreadable: {exc}") from exc
+                raise ContextError(
+                    f"GITHUB_EVENT_PATH {event_path!r} is unreadable: {exc}"
+                ) from exc
         return cls(
             repository=repository,
             api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
