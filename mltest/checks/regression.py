@@ -1,0 +1,475 @@
+"""Fixed-input prediction regression: do fixed inputs still give the golden outputs?
+
+The model under test (`model_under_test:` in the config: a checkpoint, a short seeded training
+run, or the seeded fresh init) predicts through its own `predict_step` in eval mode, then the
+optional post-processing, on fixed inputs (the first K examples of the data module, or a
+file). Prediction runs twice: runs that differ are non-deterministic, not a regression. The
+outputs are compared with golden outputs stored in the repo (`<baseline_dir>/golden/`), which
+only `mltest baseline update` writes. The input hash tells a changed data path (inputs moved)
+from a changed model (same inputs, outputs moved).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mltest.checks.base import CheckContext, CheckSettings
+from mltest.config import Strict
+from mltest.errors import ConfigError
+from mltest.report import Case, CheckResult, Status
+
+KIND = "regression"
+_TENSOR_SUFFIXES = (".safetensors", ".npz", ".npy")
+_TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+
+
+class Inputs(Strict):
+    """Where the fixed inputs come from: the data module (default) or a file."""
+
+    source: Literal["datamodule", "file"] | None = Field(
+        None, description="default: `file` when `file` is given, else `datamodule`"
+    )
+    dataloader: Literal["predict", "val"] | None = Field(
+        None, description="data module loader; default predict when defined, else val"
+    )
+    file: str | None = Field(None, description="tensor file or table, relative to the config")
+    collate: str | None = Field(None, description="import path of fn(list of examples) -> batch")
+    examples: int | None = Field(None, ge=1, description="first K examples; default 64 / all")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Inputs:
+        if self.kind == "file":
+            if not self.file:
+                raise ValueError("source `file` needs `file: path/to/inputs`")
+            suffix = Path(self.file).suffix
+            if suffix not in _TENSOR_SUFFIXES + _TABLE_SUFFIXES:
+                raise ValueError(
+                    f"`file` must end in one of {', '.join(_TENSOR_SUFFIXES + _TABLE_SUFFIXES)}"
+                    f", got {self.file!r}"
+                )
+            if suffix in _TABLE_SUFFIXES and not self.collate:
+                raise ValueError(
+                    "a table needs `collate: module:function` to turn rows into a batch"
+                )
+            if self.dataloader:
+                raise ValueError("`dataloader` applies to data-module inputs, not to a file")
+        else:
+            if self.file:
+                raise ValueError("`file` is given but `source` is `datamodule`; drop one")
+            if self.collate:
+                raise ValueError(
+                    "`collate` applies to file inputs; data-module inputs use the loader's own "
+                    "collate_fn"
+                )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.source or ("file" if self.file else "datamodule")
+
+
+class OutputTolerance(Strict):
+    """Tolerance for one named output; unset values fall back to the check's."""
+
+    rtol: float | None = Field(None, ge=0)
+    atol: float | None = Field(None, ge=0)
+
+
+class Settings(CheckSettings):
+    """`checks.regression` in mltest.yaml."""
+
+    inputs: Inputs = Field(default_factory=Inputs)
+    batch_size: int | None = Field(None, ge=1, description="inference batch size")
+    rtol: float = Field(1e-4, ge=0, description="relative tolerance for float outputs")
+    atol: float = Field(1e-5, ge=0, description="absolute tolerance for float outputs")
+    per_output: dict[str, OutputTolerance] = Field(
+        default_factory=dict, description="output name -> {rtol, atol}"
+    )
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="classification: count argmax label flips on float outputs"
+    )
+    worst: int = Field(10, ge=1, le=200, description="rows in the worst-examples table")
+
+
+def run(ctx: CheckContext, settings: Settings) -> CheckResult:
+    """Predict twice on the fixed inputs; check determinism; compare with (or record) golden."""
+    from mltest.compare import compare_outputs
+    from mltest.golden import content_hash, flatten_batches, read_golden, summarise
+    from mltest.prediction import model_under_test, postprocess_fn, predict
+    from mltest.seeding import isolated_global_state, seed_all
+
+    spec = ctx.loaded.config.model_under_test
+    inputs = _load_inputs(ctx, settings)
+    input_arrays = flatten_batches(inputs.batches, "regression inputs")
+    input_hash = content_hash(input_arrays)
+    module = model_under_test(ctx)
+    postprocess = postprocess_fn(ctx)
+    ctx.deadline.check()
+    with isolated_global_state():
+        # Seeded once, not per run: randomness left on at inference must show as a difference.
+        seed_all(spec.seed)
+        first = flatten_batches(predict(module, inputs.batches, postprocess), _OUTPUTS)
+        ctx.deadline.check()
+        second = flatten_batches(predict(module, inputs.batches, postprocess), _OUTPUTS)
+    default, per_output = _tolerances(settings, first)
+    compare = dict(default=default, per_output=per_output, task=settings.task, worst=settings.worst)
+    env = _environment(module, ctx)
+    command = f"{ctx.update_command} --check {ctx.name}"
+    base = dict(name=ctx.name, kind=KIND)
+    metrics: dict[str, Any] = {
+        "examples": inputs.examples,
+        "inputs": inputs.description,
+        "input_hash": input_hash,
+        "environment": env,
+        "rtol": settings.rtol,
+        "atol": settings.atol,
+    }
+
+    rerun = compare_outputs(first, second, **compare)
+    if not rerun.ok:
+        return CheckResult(
+            **base,
+            status=Status.FAIL,
+            summary=(
+                f"non-deterministic prediction: two runs on the same inputs differ in "
+                f"{rerun.moved} of {rerun.total} output values ({_pct(rerun.moved, rerun.total)})"
+                "; this is not compared with the golden outputs"
+            ),
+            hint="predict_step must be deterministic in eval mode: look for dropout applied "
+            "with training=True (`F.dropout(x, training=True)`), a module switched back to "
+            "train mode in predict_step, or sampling without a fixed seed.",
+            details=_details(inputs.description, rerun, "first run", "second run"),
+            metrics={**metrics, "deterministic": False, **_output_metrics(rerun)},
+        )
+
+    directory = ctx.loaded.baseline_dir / "golden"
+    if ctx.update_baselines:
+        return _record(ctx, directory, first, input_arrays, input_hash, inputs, env, base, metrics)
+
+    golden = read_golden(directory, ctx.name, command)
+    if golden is None:
+        return CheckResult(
+            **base,
+            status=Status.FAIL,
+            summary=f"no golden outputs recorded yet ({_shown(directory, ctx)} is empty)",
+            hint=f"Record them with `{command}` and commit the files it writes.",
+            metrics=metrics,
+        )
+    comparison = compare_outputs(golden.arrays, first, **compare)
+    golden_inputs = golden.metadata.get("inputs", {})
+    status, summary, hint, notices = decide(
+        comparison,
+        inputs_changed=golden_inputs.get("hash") != input_hash,
+        env_now=env,
+        env_golden=golden.metadata.get("environment", {}),
+        update_command=command,
+    )
+    details = _details(inputs.description, comparison, "golden", "got")
+    if golden_inputs.get("hash") != input_hash:
+        details = _input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
+    return CheckResult(
+        **base,
+        status=status,
+        summary=summary,
+        hint=hint,
+        notices=notices,
+        details=details,
+        metrics={
+            **metrics,
+            "golden_input_hash": golden_inputs.get("hash"),
+            "golden_environment": golden.metadata.get("environment", {}),
+            **_output_metrics(comparison),
+        },
+        cases=[
+            Case(d.name, Status.PASS if d.ok else Status.FAIL, _case_message(d))
+            for d in comparison.outputs
+        ],
+    )
+
+
+_OUTPUTS = "predict_step outputs (after post-processing)"
+
+
+def decide(
+    comparison: Any,
+    *,
+    inputs_changed: bool,
+    env_now: dict[str, Any],
+    env_golden: dict[str, Any],
+    update_command: str,
+) -> tuple[Status, str, str, list[str]]:
+    """The verdict, the sentence a person reads, what to do next, and notices.
+
+    Args:
+        comparison: golden vs this run (`mltest.compare.Comparison`).
+        inputs_changed: the fixed inputs' hash differs from the one recorded with the golden.
+        env_now, env_golden: device, torch and lightning versions of this run and the golden.
+        update_command: the command that rewrites the golden outputs.
+    """
+    intended = f"If the change is intended, run `{update_command}` and commit the golden files."
+    moved = _moved_sentence(comparison)
+    if inputs_changed:
+        outcome = (
+            f"and {moved}"
+            if not comparison.ok
+            else "although the outputs still match within tolerance"
+        )
+        return (
+            Status.FAIL,
+            "the fixed inputs changed (their hash differs from the golden file's): the data "
+            f"path no longer produces the same inputs, {outcome}",
+            "The data path changed: look for a changed normalisation constant, resize, "
+            f"tokenizer, collate function or input file (input statistics are in the details). "
+            f"{intended}",
+            [],
+        )
+    if comparison.problems:
+        return (
+            Status.FAIL,
+            f"the outputs no longer have the golden layout: {'; '.join(comparison.problems)}",
+            "predict_step or the post-processing now returns different outputs (names, shapes "
+            f"or types). {intended}",
+            [],
+        )
+    if not comparison.ok:
+        return (
+            Status.FAIL,
+            f"{moved} on unchanged inputs: the model, its weights or the post-processing changed",
+            "Look at the worst examples in the details: a shifted label map or changed "
+            f"post-processing moves every example, a model change moves values. {intended}",
+            [],
+        )
+    notices = []
+    differs = [
+        f"{key} {env_golden.get(key)} → {env_now.get(key)}"
+        for key in ("device", "torch")
+        if env_golden.get(key) and env_golden.get(key) != env_now.get(key)
+    ]
+    if differs:
+        notices.append(
+            f"golden outputs were recorded in another environment ({', '.join(differs)}); "
+            "the tolerances hold"
+        )
+    worst = max((d.max_abs for d in comparison.outputs), default=0.0)
+    return (
+        Status.PASS,
+        f"{comparison.total} output values match the golden outputs (max abs diff {worst:.3g})",
+        "",
+        notices,
+    )
+
+
+def _moved_sentence(comparison: Any) -> str:
+    if comparison.problems:
+        return f"the outputs changed layout ({'; '.join(comparison.problems)})"
+    text = (
+        f"{comparison.moved} of {comparison.total} output values "
+        f"({_pct(comparison.moved, comparison.total)}) moved beyond tolerance"
+    )
+    flipped = comparison.flipped
+    if flipped:
+        examples = max(d.examples for d in comparison.outputs if d.flipped is not None)
+        text += f", {flipped} predicted label(s) of {examples} examples flipped"
+    return text
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.3g}%" if whole else "0%"
+
+
+def _load_inputs(ctx: CheckContext, settings: Settings):
+    from mltest.fixed_inputs import from_datamodule, from_file
+    from mltest.seeding import isolated_global_state
+
+    spec = settings.inputs
+    if spec.kind == "file":
+        collate = (
+            ctx.project.resolve(spec.collate, key="checks.regression.inputs.collate")
+            if spec.collate
+            else None
+        )
+        path = ctx.loaded.root / spec.file
+        return from_file(path, spec.file, spec.examples, settings.batch_size, collate)
+    with isolated_global_state():
+        datamodule = ctx.project.new_datamodule(ctx.loaded.config.model_under_test.seed)
+        return from_datamodule(datamodule, spec.examples, settings.batch_size, spec.dataloader)
+
+
+def _tolerances(settings: Settings, outputs: dict[str, Any]):
+    from mltest.compare import Tolerance
+
+    default = Tolerance(rtol=settings.rtol, atol=settings.atol)
+    unknown = sorted(set(settings.per_output) - set(outputs))
+    if unknown:
+        raise ConfigError(
+            f"checks.regression.per_output: no output named {', '.join(map(repr, unknown))}; "
+            f"the outputs are {', '.join(map(repr, sorted(outputs)))}"
+        )
+    per_output = {
+        name: Tolerance(
+            rtol=tol.rtol if tol.rtol is not None else default.rtol,
+            atol=tol.atol if tol.atol is not None else default.atol,
+        )
+        for name, tol in settings.per_output.items()
+    }
+    return default, per_output
+
+
+def _environment(module: Any, ctx: CheckContext) -> dict[str, Any]:
+    import pytorch_lightning
+    import torch
+
+    param = next(module.parameters(), None)
+    return {
+        "device": param.device.type if param is not None else "cpu",
+        "torch": torch.__version__,
+        "lightning": pytorch_lightning.__version__,
+        "precision": str(ctx.trainer_settings.get("precision", "32-true")),
+    }
+
+
+def _shown(directory: Path, ctx: CheckContext) -> str:
+    try:
+        return str(directory.relative_to(Path.cwd()))
+    except ValueError:
+        return str(directory)
+
+
+def _record(ctx, directory, outputs, input_arrays, input_hash, inputs, env, base, metrics):
+    """Under `mltest baseline update`: write the golden record, saying what it replaces."""
+    from mltest.compare import compare_outputs
+    from mltest.errors import BaselineError
+    from mltest.golden import read_golden, summarise, write_golden
+
+    try:
+        previous = read_golden(directory, ctx.name, "")
+    except BaselineError:
+        previous = None  # a damaged record is what an update repairs
+    spec = ctx.loaded.config.model_under_test
+    write_golden(
+        directory,
+        ctx.name,
+        outputs,
+        {
+            "recorded": datetime.date.today().isoformat(),
+            "environment": env,
+            "model_under_test": spec.model_dump(exclude_none=True),
+            "inputs": {
+                "description": inputs.description,
+                "examples": inputs.examples,
+                "hash": input_hash,
+                "arrays": summarise(input_arrays),
+            },
+        },
+    )
+    values = sum(len(v) if isinstance(v, list) else v.size for v in outputs.values())
+    was = ""
+    if previous is not None:
+        change = compare_outputs(previous.arrays, outputs)
+        was = "; unchanged" if change.ok else f"; was different ({_moved_sentence(change)})"
+    return CheckResult(
+        **base,
+        status=Status.PASS,
+        summary=f"golden outputs recorded: {len(outputs)} output(s), {values} values for "
+        f"{inputs.examples} examples in {_shown(directory, ctx)}{was}",
+        metrics=metrics,
+    )
+
+
+def _case_message(diff: Any) -> str:
+    if diff.problem:
+        return diff.problem
+    if diff.moved:
+        return f"{diff.moved} of {diff.total} values moved (max abs diff {diff.max_abs:.3g})"
+    return ""
+
+
+def _output_metrics(comparison: Any) -> dict[str, Any]:
+    return {
+        "values": comparison.total,
+        "moved": comparison.moved,
+        "flipped": comparison.flipped,
+        "outputs": {
+            d.name: {
+                "problem": d.problem,
+                "total": d.total,
+                "moved": d.moved,
+                "max_abs": d.max_abs,
+                "mean_abs": d.mean_abs,
+                "max_rel": d.max_rel,
+                "mean_rel": d.mean_rel,
+                "flipped": d.flipped,
+            }
+            for d in comparison.outputs
+        },
+    }
+
+
+def _details(description: str, comparison: Any, left: str, right: str) -> str:
+    lines = [f"Inputs: {description}.", ""]
+    for problem in comparison.problems:
+        lines.append(f"- {problem}")
+    rows = [d for d in comparison.outputs if not d.problem]
+    if rows:
+        lines += [
+            "| output | values | moved | max abs | mean abs | max rel | mean rel "
+            "| labels flipped |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for d in rows:
+            if d.exact:
+                stats = "exact | — | — | —"
+            else:
+                stats = f"{d.max_abs:.3g} | {d.mean_abs:.3g} | {d.max_rel:.3g} | {d.mean_rel:.3g}"
+            flipped = "—" if d.flipped is None else f"{d.flipped} of {d.examples}"
+            lines.append(
+                f"| `{d.name}` | {d.total} | {d.moved} ({_pct(d.moved, d.total)}) | {stats} "
+                f"| {flipped} |"
+            )
+    worst = [(d.name, w) for d in comparison.outputs for w in d.worst]
+    if worst:
+        lines += [
+            "",
+            "Worst values (index = example, then position):",
+            "",
+            f"| output | index | {left} | {right} | abs diff |",
+            "|---|---|---|---|---|",
+        ]
+        for name, w in worst:
+            diff = "—" if w.abs_diff is None else f"{w.abs_diff:.3g}"
+            index = ", ".join(map(str, w.index))
+            lines.append(f"| `{name}` | [{index}] | {_cell(w.golden)} | {_cell(w.got)} | {diff} |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("|", "\\|")[:60]
+
+
+def _input_table(golden: dict[str, Any], now: dict[str, Any]) -> str:
+    lines = [
+        "**The inputs changed.** Statistics of each input array, golden → now:",
+        "",
+        "| input | shape | mean | std | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in sorted(set(golden) | set(now)):
+        g, n = golden.get(name, {}), now.get(name, {})
+
+        def pair(key: str, g=g, n=n) -> str:
+            a, b = g.get(key, "—"), n.get(key, "—")
+            a = f"{a:.4g}" if isinstance(a, float) else a
+            b = f"{b:.4g}" if isinstance(b, float) else b
+            return str(a) if a == b else f"{a} → {b}"
+
+        lines.append(
+            f"| `{name}` | {pair('shape')} | {pair('mean')} | {pair('std')} | {pair('min')} "
+            f"| {pair('max')} |"
+        )
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,223 @@
+"""The fixed inputs of the regression check: the first K examples of the data module, or a file.
+
+Data-module inputs go through the project's own dataset and collate function, so a change in
+preprocessing (a normalisation constant, a tokenizer) changes the inputs and is caught. Files
+are read without pickle: safetensors, `.npz`/`.npy` (allow_pickle=False), or a table read with
+pandas (CSV, JSON lines, Parquet) turned into batches by a collate function from the config.
+Examples are re-batched with the check's batch size, in dataset order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import IterableDataset
+
+from mltest.errors import ProjectError
+
+TENSOR_SUFFIXES = (".safetensors", ".npz", ".npy")
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+DEFAULT_EXAMPLES = 64
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class FixedInputs:
+    """Batches ready for `predict_step`, and where they came from (for messages)."""
+
+    batches: list[Any]
+    examples: int
+    description: str
+
+
+def from_datamodule(
+    datamodule: Any, examples: int | None, batch_size: int | None, loader: str | None
+) -> FixedInputs:
+    """The first `examples` of the predict (else val) dataloader, re-batched in order.
+
+    Args:
+        datamodule: a set-up LightningDataModule.
+        examples: how many examples (default 64; fewer if the dataset is smaller).
+        batch_size: inference batch size (default: the loader's own).
+        loader: `predict` or `val`; None picks predict when the data module defines it.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    loader = loader or ("predict" if _overrides(datamodule, "predict_dataloader") else "val")
+    hook = f"{loader}_dataloader"
+    what = f"data.class `{hook}`"
+    if not _overrides(datamodule, hook):
+        raise ProjectError(
+            f"{what} is not defined; define it, or give the regression check a file "
+            "(`checks.regression.inputs.file`)"
+        )
+    try:
+        original = getattr(datamodule, hook)()
+    except Exception as exc:
+        from mltest.project import _last_frames
+
+        raise ProjectError(f"{what} raised {_last_frames(exc)}") from exc
+    if isinstance(original, (list, tuple)) and len(original) == 1:
+        original = original[0]
+    if not isinstance(original, DataLoader):
+        raise ProjectError(
+            f"{what} returned a {type(original).__name__}, not one torch DataLoader; the "
+            "regression check needs one (or give `checks.regression.inputs.file`)"
+        )
+    wanted = examples or DEFAULT_EXAMPLES
+    dataset = original.dataset
+    if isinstance(dataset, IterableDataset):
+        subset: Any = _FirstK(dataset, wanted)
+        count = None
+    else:
+        count = min(wanted, len(dataset))
+        subset = Subset(dataset, range(count))
+    size = batch_size or original.batch_size or DEFAULT_BATCH_SIZE
+    rebatched = DataLoader(subset, batch_size=size, shuffle=False, collate_fn=original.collate_fn)
+    try:
+        batches = list(rebatched)
+    except Exception as exc:
+        from mltest.project import _last_frames
+
+        raise ProjectError(
+            f"{what}: reading its first examples raised {_last_frames(exc)}"
+        ) from exc
+    if not batches:
+        raise ProjectError(f"{what} yielded no examples; the regression check needs some")
+    count = count if count is not None else _count(batches)
+    return FixedInputs(batches, count, f"first {count} examples of `{hook}` (batch size {size})")
+
+
+class _FirstK(IterableDataset):
+    """The first k items of an iterable-style dataset."""
+
+    def __init__(self, dataset: Any, k: int):
+        self.dataset, self.k = dataset, k
+
+    def __iter__(self):
+        return itertools.islice(iter(self.dataset), self.k)
+
+
+def _overrides(datamodule: Any, hook: str) -> bool:
+    """Whether the user's class defines `hook` (Lightning's base only raises)."""
+    for cls in type(datamodule).__mro__:
+        if hook in vars(cls):
+            return not cls.__module__.startswith(("pytorch_lightning", "lightning"))
+    return False
+
+
+def _count(batches: list[Any]) -> int:
+    from mltest.golden import flatten_batches
+
+    flat = flatten_batches(batches, "inputs")
+    return max((len(v) for v in flat.values()), default=0)
+
+
+def from_file(
+    path: Path, shown: str, examples: int | None, batch_size: int | None, collate: Any
+) -> FixedInputs:
+    """Examples from a tensor file or a table, batched in file order.
+
+    Args:
+        path: the file.
+        shown: the path as written in the config, for messages.
+        examples: the first N examples only (default: all).
+        batch_size: inference batch size (default 32).
+        collate: fn(list of examples) -> batch; required for tables. Without one, a tensor
+            file with one array gives tensor batches, with several a dict of tensors.
+    """
+    key = f"checks.regression.inputs.file: {shown}"
+    if not path.is_file():
+        raise ProjectError(f"`{key}`: file not found at {path}; the path is relative to the config")
+    size = batch_size or DEFAULT_BATCH_SIZE
+    if path.suffix in TABLE_SUFFIXES:
+        rows = _read_table(path, key)[:examples]
+        chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+        count = len(rows)
+    else:
+        arrays = _read_tensors(path, key)
+        count = min(len(a) for a in arrays.values()) if examples is None else examples
+        tensors = {name: _to_torch(a[:count]) for name, a in arrays.items()}
+        chunks = [_tensor_chunk(tensors, i, i + size, collate) for i in range(0, count, size)]
+    if not count:
+        raise ProjectError(f"`{key}`: the file holds no examples")
+    batches = chunks
+    if collate is not None:
+        batches = []
+        for index, chunk in enumerate(chunks):
+            try:
+                batches.append(collate(chunk))
+            except Exception as exc:
+                from mltest.project import _last_frames
+
+                raise ProjectError(
+                    f"checks.regression.inputs.collate raised on batch {index} of {shown}: "
+                    f"{_last_frames(exc)}"
+                ) from exc
+    return FixedInputs(batches, count, f"{count} examples from `{shown}` (batch size {size})")
+
+
+def _tensor_chunk(tensors: dict[str, Any], start: int, stop: int, collate: Any) -> Any:
+    """Rows start:stop as a tensor (one array) or dict of tensors; or, for a collate function,
+    as a list of examples, as a DataLoader's collate_fn would see them."""
+    part = {name: t[start:stop] for name, t in tensors.items()}
+    if collate is None:
+        return next(iter(part.values())) if len(part) == 1 else part
+    rows = range(len(next(iter(part.values()))))
+    if len(part) == 1:
+        return [next(iter(part.values()))[j] for j in rows]
+    return [{name: t[j] for name, t in part.items()} for j in rows]
+
+
+def _read_table(path: Path, key: str) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    try:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=path.suffix == ".jsonl")
+    except Exception as exc:
+        raise ProjectError(
+            f"`{key}`: cannot be read as a table ({type(exc).__name__}: {exc})"
+        ) from exc
+    return frame.to_dict("records")
+
+
+def _read_tensors(path: Path, key: str) -> dict[str, Any]:
+    import numpy as np
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            arrays = dict(load_file(str(path)))
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        else:
+            arrays = {"input": np.load(path, allow_pickle=False)}
+    except Exception as exc:
+        raise ProjectError(
+            f"`{key}`: cannot be read ({type(exc).__name__}: {exc}); tensor files must load "
+            "without pickle (safetensors, or numpy arrays saved with allow_pickle=False)"
+        ) from exc
+    if not arrays:
+        raise ProjectError(f"`{key}`: the file holds no arrays")
+    lengths = {name: (a.shape[0] if a.ndim else None) for name, a in arrays.items()}
+    if None in lengths.values() or len(set(lengths.values())) > 1:
+        raise ProjectError(
+            f"`{key}`: every array needs the same first (example) dimension; got {lengths}"
+        )
+    return arrays
+
+
+def _to_torch(array: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(array.copy())

@@ -1,0 +1,217 @@
+"""Golden outputs on disk, and turning model outputs (or inputs) into named arrays.
+
+A golden record is two files side by side, both safe to load and readable in review:
+`<name>.safetensors` (numeric arrays, no pickle) and `<name>.json` (format version, string
+outputs, dtypes, shapes, the input hash and where and when it was recorded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mltest.errors import BaselineError, ProjectError
+
+FORMAT_VERSION = 1
+Value = Any  # np.ndarray, or list[str] for string outputs
+
+
+def flatten_batches(batches: list[Any], what: str) -> dict[str, Value]:
+    """Named arrays from per-batch structures, joined along the example (first) axis.
+
+    A tensor is named `output`; a tuple or list of tensors gives `0`, `1`...; a dict gives its
+    keys (nested as `outer.inner`). A list of strings is one string output. Because batches are
+    joined, the result does not depend on the batch size.
+
+    Args:
+        batches: one structure per batch (all of the same layout).
+        what: what these are, for messages (`predict_step outputs`, `inputs`).
+
+    Raises:
+        ProjectError: when the layout changes between batches or holds an unsupported type.
+    """
+    joined: dict[str, list[Value]] = {}
+    for index, batch in enumerate(batches):
+        leaves = dict(_leaves(batch, "", what))
+        if joined and set(leaves) != set(joined):
+            raise ProjectError(
+                f"{what}: batch {index} has parts {sorted(leaves)} but batch 0 had "
+                f"{sorted(joined)}; every batch must have the same layout"
+            )
+        for name, leaf in leaves.items():
+            joined.setdefault(name, []).append(leaf)
+    return {name: _join(name, parts, what) for name, parts in joined.items()}
+
+
+def _leaves(obj: Any, prefix: str, what: str):
+    name = prefix or "output"
+    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # a torch tensor, without importing it
+        yield name, _tensor_to_numpy(obj)
+    elif isinstance(obj, np.ndarray):
+        yield name, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key), what)
+    elif isinstance(obj, str):
+        yield name, [obj]
+    elif isinstance(obj, (bool, int, float, np.generic)):
+        yield name, np.asarray([obj])
+    elif isinstance(obj, (list, tuple)):
+        if obj and all(isinstance(x, str) for x in obj):
+            yield name, list(obj)
+        elif obj and all(isinstance(x, (bool, int, float)) for x in obj):
+            yield name, np.asarray(obj)
+        else:
+            for index, value in enumerate(obj):
+                yield from _leaves(value, f"{prefix}.{index}" if prefix else str(index), what)
+    elif obj is None:
+        return
+    else:
+        raise ProjectError(
+            f"{what}: `{name}` is a {type(obj).__name__}; only tensors, arrays, numbers, strings "
+            "and tuples/lists/dicts of them can be compared (a post-processing function can "
+            "convert other types)"
+        )
+
+
+def _tensor_to_numpy(tensor: Any) -> np.ndarray:
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+        tensor = tensor.float()
+    return tensor.numpy()
+
+
+def _join(name: str, parts: list[Value], what: str) -> Value:
+    if isinstance(parts[0], list):
+        if not all(isinstance(p, list) for p in parts):
+            raise ProjectError(f"{what}: `{name}` mixes strings and numbers between batches")
+        return [s for part in parts for s in part]
+    arrays = [np.atleast_1d(p) for p in parts]
+    try:
+        return np.ascontiguousarray(np.concatenate(arrays, axis=0))
+    except ValueError as exc:
+        shapes = sorted({a.shape for a in arrays})
+        raise ProjectError(
+            f"{what}: `{name}` cannot be joined across batches (shapes {shapes}): every batch "
+            "must share all but the first dimension"
+        ) from exc
+
+
+def content_hash(arrays: Mapping[str, Value]) -> str:
+    """A sha256 over names, dtypes, shapes and bytes: equal only for identical contents."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = arrays[name]
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, list):
+            digest.update(json.dumps(value).encode())
+        else:
+            value = np.ascontiguousarray(value)
+            digest.update(f"{value.dtype.str}{value.shape}".encode())
+            digest.update(value.tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def summarise(arrays: Mapping[str, Value]) -> dict[str, dict[str, Any]]:
+    """Shape, dtype and simple statistics per array, to show *how* inputs changed."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in sorted(arrays.items()):
+        if isinstance(value, list):
+            out[name] = {"kind": "string", "count": len(value)}
+            continue
+        entry: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.size and (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+            as_float = value.astype(np.float64)
+            entry.update(
+                mean=float(as_float.mean()),
+                std=float(as_float.std()),
+                min=float(as_float.min()),
+                max=float(as_float.max()),
+            )
+        out[name] = entry
+    return out
+
+
+@dataclass
+class Golden:
+    """A golden record read back from disk."""
+
+    arrays: dict[str, Value]
+    metadata: dict[str, Any]
+
+
+def golden_paths(directory: Path, name: str) -> tuple[Path, Path]:
+    """The tensor file and metadata file of golden record `name`."""
+    return directory / f"{name}.safetensors", directory / f"{name}.json"
+
+
+def write_golden(
+    directory: Path, name: str, arrays: Mapping[str, Value], metadata: dict[str, Any]
+) -> list[Path]:
+    """Write the record: numbers to safetensors, strings and metadata to JSON."""
+    from safetensors.numpy import save_file
+
+    tensors_path, meta_path = golden_paths(directory, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    numeric = {k: np.ascontiguousarray(v) for k, v in arrays.items() if not isinstance(v, list)}
+    strings = {k: v for k, v in arrays.items() if isinstance(v, list)}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        **metadata,
+        "outputs": summarise(arrays),
+        "strings": strings,
+    }
+    # Temporary files first, so an interrupted update never leaves half a record.
+    tmp_tensors = tensors_path.with_suffix(".safetensors.tmp")
+    tmp_meta = meta_path.with_suffix(".json.tmp")
+    save_file(numeric, str(tmp_tensors))
+    tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp_tensors.replace(tensors_path)
+    tmp_meta.replace(meta_path)
+    return [tensors_path, meta_path]
+
+
+def read_golden(directory: Path, name: str, update_command: str) -> Golden | None:
+    """Read the record, or None when it was never written.
+
+    Raises:
+        BaselineError: a file is missing its partner, unreadable, or of another format; the
+            message names the file and how to rewrite it.
+    """
+    from safetensors.numpy import load_file
+
+    tensors_path, meta_path = golden_paths(directory, name)
+    if not tensors_path.exists() and not meta_path.exists():
+        return None
+    fix = f"restore it from git, or rewrite the golden outputs with `{update_command}`"
+    for path in (tensors_path, meta_path):
+        if not path.exists():
+            raise BaselineError(f"{path}: missing (its partner file exists); {fix}")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"{meta_path}: not valid JSON ({exc}); {fix}") from exc
+    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+        version = metadata.get("format_version") if isinstance(metadata, dict) else None
+        raise BaselineError(
+            f"{meta_path}: golden format_version {version!r} is not {FORMAT_VERSION}; {fix}"
+        )
+    try:
+        arrays: dict[str, Value] = dict(load_file(str(tensors_path)))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise BaselineError(
+            f"{tensors_path}: not a readable safetensors file ({type(exc).__name__}: {exc}); {fix}"
+        ) from exc
+    strings = metadata.get("strings", {})
+    if not isinstance(strings, dict) or not all(isinstance(v, list) for v in strings.values()):
+        raise BaselineError(f"{meta_path}: `strings` must map names to lists; {fix}")
+    arrays.update(strings)
+    return Golden(arrays=arrays, metadata=metadata)
