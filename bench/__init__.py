@@ -1,0 +1,1 @@
+"""Benchmarks: what the mltest suite costs against plain PyTorch. Run `python -m bench.run`."""

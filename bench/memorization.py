@@ -1,0 +1,174 @@
+"""Sections 1 and 2: the memorization check against a plain PyTorch loop, and seeds.
+
+The plain loop does what the check does, without Lightning: same seeded model and batches,
+the model's own `training_step` and `configure_optimizers`, and the same eval-mode loss over
+the batches before training and after every epoch. The target is unreachable (loss < 0) so
+both run exactly the same number of epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench.common import alternate, best, context, paired_ratio, write_config
+
+SIZES = {
+    # name: model section, data section, (short, long) epoch counts
+    "tiny": (
+        {"class": "bench.models:TinyNet"},
+        {"class": "bench.models:BenchData", "init_args": {"kind": "table"}},
+        (40, 160),
+    ),
+    "medium": (
+        {"class": "bench.models:MediumNet", "init_args": {"width": 16}},
+        {"class": "bench.models:BenchData", "init_args": {"kind": "images", "rows": 256}},
+        (5, 20),
+    ),
+}
+
+
+def _config(size: str, epochs: int, target: dict | None = None, seeds=(0,)) -> Any:
+    model, data, _ = SIZES[size]
+    checks = {
+        "memorization": {
+            "batches": 1,
+            "max_epochs": epochs,
+            "target": target or {"loss_below": 0.0},
+        }
+    }
+    return write_config(checks, model=model, data=data, seeds=list(seeds))
+
+
+def plain_loop(ctx, settings, seed: int) -> int:
+    """Train like the check, in plain PyTorch; returns the epochs run."""
+    import torch
+
+    from mltest.engine import device_for
+    from mltest.project import first_batches
+    from mltest.seeding import isolated_global_state
+
+    device = device_for(ctx.trainer_settings)
+    with isolated_global_state():
+        datamodule = ctx.project.new_datamodule(seed)
+        batches = first_batches(datamodule.train_dataloader, settings.batches, what="bench")
+        model = ctx.project.new_model(seed).to(device)
+        batches = [[t.to(device) for t in batch] for batch in batches]
+        optimizer = model.configure_optimizers()
+
+        def eval_loss() -> float:
+            model.eval()
+            with torch.no_grad():
+                losses = [float(model.training_step(b, i)) for i, b in enumerate(batches)]
+            model.train()
+            return sum(losses) / len(losses)
+
+        met = settings.target.met
+        if met(eval_loss(), {}):
+            return 0
+        for epoch in range(1, settings.max_epochs + 1):
+            model.train()
+            for index, batch in enumerate(batches):
+                optimizer.zero_grad()
+                model.training_step(batch, index).backward()
+                optimizer.step()
+            if met(eval_loss(), {}):
+                return epoch
+        return settings.max_epochs
+
+
+def overhead(quick: bool) -> dict[str, Any]:
+    """Section 1: per-epoch ratio and fixed setup cost, for the tiny and the medium model."""
+    from mltest.checks.memorization import train_seed
+
+    results = {}
+    for size, (_, _, (short, long)) in SIZES.items():
+        if quick:
+            short, long = 2, 4
+        contexts = {n: context(_config(size, n), "memorization") for n in (short, long)}
+        fns = {}
+        for n, (ctx, settings) in contexts.items():
+            fns[f"check@{n}"] = lambda c=ctx, s=settings: train_seed(c, s, 0)
+            fns[f"plain@{n}"] = lambda c=ctx, s=settings: plain_loop(c, s, 0)
+        for fn in fns.values():  # warm-up: first-call import and allocation costs
+            fn()
+        times = alternate(fns, 1 if quick else 5)
+        fit = {}
+        for side in ("check", "plain"):
+            t_short, t_long = best(times[f"{side}@{short}"]), best(times[f"{side}@{long}"])
+            per_epoch = (t_long - t_short) / (long - short)
+            fit[side] = {
+                "per_epoch_ms": per_epoch * 1000,
+                "setup_s": max(t_short - per_epoch * short, 0.0),
+                f"total_s_at_{long}": t_long,
+            }
+        results[size] = {
+            "epochs": [short, long],
+            "check": fit["check"],
+            "plain": fit["plain"],
+            "ratio_per_epoch": fit["check"]["per_epoch_ms"] / max(fit["plain"]["per_epoch_ms"], 1e-9),
+            "ratio_total": paired_ratio(times[f"check@{long}"], times[f"plain@{long}"]),
+            "setup_extra_s": fit["check"]["setup_s"] - fit["plain"]["setup_s"],
+            "targets": {"ratio_per_epoch": 2.0 if size == "tiny" else 1.15, "setup_s": 0.5},
+        }
+    return results
+
+
+# --- section 2: seeds --------------------------------------------------------------------------
+
+_WORKER_CONFIG: Any = None
+
+
+def _seed_in_child(args: tuple[str, int, int]) -> tuple[int | None, list[float]]:
+    """Pool worker: one seed of the check, with `threads` intra-op threads."""
+    import torch
+
+    from mltest.checks.memorization import train_seed
+
+    config, seed, threads = args
+    torch.set_num_threads(threads)
+    ctx, settings = context(config, "memorization")
+    run, _ = train_seed(ctx, settings, seed)
+    return run.epochs, run.losses
+
+
+def seeds(quick: bool) -> dict[str, Any]:
+    """Section 2: 1, 3 and 5 seeds in sequence, and the same seeds in worker processes."""
+    import multiprocessing
+
+    from mltest.checks.memorization import run
+
+    counts = (1, 2) if quick else (1, 3, 5)
+    cores = os.cpu_count() or 1
+    out: dict[str, Any] = {"cores": cores}
+    for size in ("tiny", "medium"):
+        epochs = 3 if quick else (300 if size == "tiny" else 60)
+        target = {"loss_below": 0.05}
+        rows = {}
+        for count in counts:
+            config = _config(size, epochs, target, seeds=range(count))
+            ctx, settings = context(config, "memorization")
+            run(ctx, settings)  # warm-up
+            started = time.perf_counter()
+            result = run(ctx, settings)
+            sequential = time.perf_counter() - started
+            row: dict[str, Any] = {
+                "sequential_s": sequential,
+                "epochs": result.metrics["epochs"],
+            }
+            if count > 1 and cores > 1 and "fork" in multiprocessing.get_all_start_methods():
+                workers = min(cores, count)
+                threads = max(1, cores // workers)
+                jobs = [(str(config), seed, threads) for seed in range(count)]
+                pool_ctx = multiprocessing.get_context("fork")
+                started = time.perf_counter()
+                with pool_ctx.Pool(workers) as pool:
+                    parallel = pool.map(_seed_in_child, jobs)
+                row["fork_pool_s"] = time.perf_counter() - started
+                row["fork_pool_workers"] = workers
+                row["fork_pool_speedup"] = sequential / row["fork_pool_s"]
+                row["fork_pool_same_epochs"] = [p[0] for p in parallel] == result.metrics["epochs"]
+            rows[str(count)] = row
+        out[size] = rows
+    return out
