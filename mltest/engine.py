@@ -37,6 +37,7 @@ def quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
         warnings.filterwarnings("ignore", message=r".*`self.log\(\)`.*")
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=r".*but have no `validation_step`.*")
         try:
             yield
         finally:
