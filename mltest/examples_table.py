@@ -1,0 +1,334 @@
+"""Read and validate a table of key examples (CSV, JSONL, Parquet, or a Python function).
+
+Every row is checked before anything is predicted; an error names the file, the row (line for
+CSV/JSONL, 0-based index otherwise), the example id and the column, and says what is allowed.
+
+Columns (only `id`, `kind` and an input are required):
+
+| column      | meaning                                                                    |
+|-------------|----------------------------------------------------------------------------|
+| `id`        | unique name of the example                                                 |
+| `kind`      | `mft` (minimum functionality), `inv` (invariance) or `dir` (directional)   |
+| `input`     | what the collate function receives (or several `input.<name>` columns)    |
+| `expected`  | mft: the expected label (name or index), or a value with `tolerance`      |
+| `group`     | inv/dir: examples sharing a group are compared with its first row          |
+| `direction` | dir: `up` or `down` for every row but the group's first (the reference)    |
+| `target`    | which class's score to compare (inv with tolerance, dir, mft value)        |
+| `tolerance` | mft: value tolerance; inv: allowed score difference; dir: minimum move     |
+| `top_k`     | mft: pass when the expected label is among the k highest scores            |
+| `tags`      | `;`-separated tags (capabilities, slices); a list in JSONL / functions     |
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mltest.errors import ConfigError, ProjectError
+
+KINDS = ("mft", "inv", "dir")
+DIRECTIONS = ("up", "down")
+COLUMNS = ("id", "kind", "input", "expected", "group", "direction", "target", "tolerance",
+           "top_k", "tags")
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One validated key example.
+
+    Attributes:
+        id: unique name.
+        kind: `mft`, `inv` or `dir`.
+        input: what the collate function receives.
+        expected: mft only: a label (str) or a number (with `tolerance`).
+        group: inv/dir: the group name.
+        direction: dir only: `up`/`down`, None for the group's reference row.
+        target: class name or index whose score is compared, or None.
+        tolerance: see the module docstring; None when not given.
+        top_k: mft only; None when not given.
+        tags: the example's tags, in table order.
+        where: `file row N` for messages.
+    """
+
+    id: str
+    kind: str
+    input: Any
+    expected: Any = None
+    group: str | None = None
+    direction: str | None = None
+    target: str | None = None
+    tolerance: float | None = None
+    top_k: int | None = None
+    tags: tuple[str, ...] = ()
+    where: str = ""
+
+
+def is_table_path(spec: str) -> bool:
+    """True when `examples:` names a file rather than a `module:function` import path."""
+    return spec.lower().endswith(TABLE_SUFFIXES)
+
+
+def load_examples(spec: str, *, root: Path, project: Any, key: str) -> list[Example]:
+    """Read the examples a config names and validate every row.
+
+    Args:
+        spec: a table path relative to `root`, or `module:function` returning a list of
+            dicts or a DataFrame.
+        root: the config file's directory.
+        project: the `Project`, used to import a function source.
+        key: the config key, for messages (e.g. `checks.key_examples.examples`).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a row is invalid.
+        ProjectError: the function could not be imported or raised.
+    """
+    if is_table_path(spec):
+        path = root / spec
+        rows, first_line = _read_table(path, spec, key), _first_line(path)
+        source = spec
+    else:
+        fn = project.resolve(spec, key=key)
+        try:
+            produced = fn()
+        except Exception as exc:
+            raise ProjectError(
+                f"`{key}: {spec}` raised {type(exc).__name__}: {exc}; it must return a list "
+                "of dicts or a DataFrame"
+            ) from exc
+        rows, first_line, source = _rows_of(produced, f"`{key}: {spec}`"), None, spec
+    if not rows:
+        raise ConfigError(f"{source}: no examples; add rows or drop `{key}`")
+    return _validate(rows, source, first_line)
+
+
+def _first_line(path: Path) -> int | None:
+    """Line number of the first data row, for text formats (header line for CSV)."""
+    suffix = path.suffix.lower()
+    return 2 if suffix == ".csv" else 1 if suffix in (".jsonl", ".json") else None
+
+
+def _read_table(path: Path, shown: str, key: str) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise ConfigError(
+            f"`{key}: {shown}`: file not found at {path}; the path is relative to the "
+            "config file"
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            # Everything as text: pandas would turn a label column `1,2` into floats and
+            # empty cells into NaN; numbers are parsed per column below.
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        elif suffix in (".jsonl", ".json"):
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            frame = pd.read_parquet(path)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{shown}: reading Parquet needs pyarrow: pip install 'mltest-action[parquet]'"
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(f"{shown}: cannot be read as {suffix[1:]}: {exc}") from exc
+    return _rows_of(frame, shown)
+
+
+def _rows_of(value: Any, shown: str) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict(orient="records")
+    if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+        return value
+    raise ProjectError(
+        f"{shown} returned {type(value).__name__}; return a list of dicts or a DataFrame"
+    )
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _validate(rows: list[dict[str, Any]], source: str, first_line: int | None) -> list[Example]:
+    columns = list(dict.fromkeys(col for row in rows for col in row))
+    unknown = [c for c in columns if c not in COLUMNS and not str(c).startswith("input.")]
+    if unknown:
+        hints = "".join(
+            f" (`{c}`: did you mean `{m[0]}`?)"
+            for c in unknown
+            if (m := difflib.get_close_matches(str(c), COLUMNS, n=1))
+        )
+        raise ConfigError(
+            f"{source}: unknown column(s) {', '.join(f'`{c}`' for c in unknown)}{hints}; "
+            f"allowed: {', '.join(COLUMNS)} and `input.<name>`"
+        )
+    for required in ("id", "kind"):
+        if required not in columns:
+            raise ConfigError(
+                f"{source}: column `{required}` is missing (found: {', '.join(map(str, columns))})"
+            )
+    input_columns = [c for c in columns if str(c).startswith("input.")]
+    if "input" not in columns and not input_columns:
+        raise ConfigError(
+            f"{source}: no input column; add `input` (or `input.<name>` columns)"
+        )
+
+    examples, seen = [], {}
+    for index, row in enumerate(rows):
+        where = f"{source} line {first_line + index}" if first_line else f"{source} row {index}"
+        examples.append(_example(row, where, input_columns))
+        ex = examples[-1]
+        if ex.id in seen:
+            raise ConfigError(f"{where}: id `{ex.id}` is used twice (first at {seen[ex.id]})")
+        seen[ex.id] = where
+    _validate_groups(examples)
+    return examples
+
+
+def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Example:
+    def cell(column: str) -> Any:
+        value = row.get(column)
+        return None if _missing(value) else value
+
+    def text(column: str) -> str | None:
+        value = cell(column)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # a label column read as floats: 1.0 means label 1
+        return str(value).strip()
+
+    ident = text("id")
+    if ident is None:
+        raise ConfigError(f"{where}, column `id`: every example needs an id")
+    at = f"{where} (id `{ident}`)"
+
+    def fail(column: str, message: str) -> ConfigError:
+        return ConfigError(f"{at}, column `{column}`: {message}")
+
+    kind = (text("kind") or "").lower()
+    if kind not in KINDS:
+        raise fail("kind", f"got {row.get('kind')!r}; allowed: {', '.join(KINDS)}")
+    if input_columns:
+        inputs = {c.removeprefix("input."): row.get(c) for c in input_columns}
+        value = inputs if "input" not in row else row["input"]
+    else:
+        value = row.get("input")
+    if not isinstance(value, dict) and _missing(value) and not hasattr(value, "shape"):
+        raise fail("input", "is empty")
+
+    tolerance = _number(cell("tolerance"), lambda m: fail("tolerance", m))
+    top_k = _number(cell("top_k"), lambda m: fail("top_k", m))
+    if top_k is not None and (top_k < 1 or not float(top_k).is_integer()):
+        raise fail("top_k", f"must be a whole number >= 1, got {row.get('top_k')!r}")
+    direction = (text("direction") or "").lower() or None
+    if direction is not None and direction not in DIRECTIONS:
+        raise fail("direction", f"got {row.get('direction')!r}; allowed: up, down")
+    expected = cell("expected")
+    if isinstance(expected, str):
+        expected = expected.strip()
+    group = text("group")
+
+    if kind == "mft":
+        if expected is None:
+            raise fail("expected", "an mft example needs an expected label or value")
+        if tolerance is not None and _number(expected, lambda m: fail("expected", m)) is None:
+            raise fail("expected", "with `tolerance` the expected value must be a number")
+        if tolerance is not None and top_k is not None:
+            raise fail("top_k", "give `top_k` (a label) or `tolerance` (a value), not both")
+        for column, value_ in (("group", group), ("direction", direction)):
+            if value_ is not None:
+                raise fail(column, "is only used by inv and dir examples; leave it empty")
+    else:
+        if group is None:
+            raise fail("group", f"a {kind} example needs a group to be compared within")
+        if top_k is not None:
+            raise fail("top_k", "is only used by mft examples")
+    if kind == "inv" and direction is not None:
+        raise fail("direction", "is only used by dir examples")
+
+    raw_tags = row.get("tags")
+    if isinstance(raw_tags, str):
+        tags = tuple(t.strip() for t in raw_tags.split(";") if t.strip())
+    elif raw_tags is None or _missing(raw_tags):
+        tags = ()
+    else:
+        tags = tuple(str(t).strip() for t in raw_tags if str(t).strip())
+    if tolerance is not None and tolerance < 0:
+        raise fail("tolerance", f"must be >= 0, got {tolerance:g}")
+    return Example(
+        id=ident,
+        kind=kind,
+        input=value,
+        expected=_label_text(expected) if tolerance is None else float(expected),
+        group=group,
+        direction=direction,
+        target=text("target"),
+        tolerance=tolerance,
+        top_k=int(top_k) if top_k is not None else None,
+        tags=tuple(dict.fromkeys(tags)),
+        where=at,
+    )
+
+
+def _number(value: Any, fail) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise fail(f"expected a number, got {value!r}") from None
+    if math.isnan(number):
+        return None
+    return number
+
+
+def _label_text(value: Any) -> str | None:
+    """Labels compare as text: 1, 1.0 and "1" are the same label."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _validate_groups(examples: list[Example]) -> None:
+    """inv/dir groups: one kind each, two members or more, dir reference first."""
+    groups: dict[str, list[Example]] = {}
+    for ex in examples:
+        if ex.kind != "mft":
+            groups.setdefault(ex.group, []).append(ex)
+    for name, members in groups.items():
+        kinds = sorted({m.kind for m in members})
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"{members[0].where}, column `group`: group `{name}` mixes kinds "
+                f"{' and '.join(kinds)}; use one kind per group"
+            )
+        if len(members) < 2:
+            raise ConfigError(
+                f"{members[0].where}, column `group`: group `{name}` has one example; an "
+                f"{kinds[0]} group needs a reference and at least one example to compare"
+            )
+        if kinds[0] == "dir":
+            reference, *others = members
+            if reference.direction is not None:
+                raise ConfigError(
+                    f"{reference.where}, column `direction`: the first row of dir group "
+                    f"`{name}` is its reference and must have no direction"
+                )
+            for other in others:
+                if other.direction is None:
+                    raise ConfigError(
+                        f"{other.where}, column `direction`: give `up` or `down` (how the "
+                        f"score moves relative to `{reference.id}`)"
+                    )
