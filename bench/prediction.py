@@ -1,0 +1,133 @@
+"""Section 3: the prediction checks against a plain batched `model(x)` loop, and golden compare.
+
+Both sides predict the same tensors with the same model in eval mode under `torch.no_grad()`.
+The regression check predicts twice by design (a rerun proves prediction is deterministic),
+so its figure is given per check and per prediction pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bench.common import alternate, best, context, paired_ratio, write_config
+
+BATCH = 256
+_IMAGES: dict[int, Any] = {}
+
+
+def key_example_rows(rows: int = 10_000) -> list[dict[str, Any]]:
+    """10,000 minimum-functionality rows; the input is a row index into the generated images."""
+    _, labels = _images(10_000)
+    return [
+        {"id": f"ex{i}", "kind": "mft", "input": i, "expected": int(labels[i]), "tags": "bench"}
+        for i in range(rows)
+    ]
+
+
+def collate_rows(indices: list[int]):
+    """The user's collate: look the images up by index."""
+    images, _ = _images(10_000)
+    return images[indices]
+
+
+def _images(rows: int):
+    from bench.models import make_images
+
+    if rows not in _IMAGES:
+        _IMAGES[rows] = make_images(rows)
+    return _IMAGES[rows]
+
+
+def _plain(module, batches) -> None:
+    import torch
+
+    module.eval()
+    with torch.no_grad():
+        for x in batches:
+            module(x)
+
+
+def prediction_checks(quick: bool) -> dict[str, Any]:
+    """regression and key_examples over N examples vs a plain loop over the same tensors."""
+    from mltest.checks import key_examples, regression
+    from mltest.prediction import model_under_test, predict
+
+    rows = 512 if quick else 10_000
+    config = write_config(
+        {
+            "regression": {"inputs": {"dataloader": "predict", "examples": rows},
+                           "batch_size": BATCH},
+            "key_examples": {
+                "examples": f"bench.prediction:key_example_rows{'_quick' if quick else ''}",
+                "collate": "bench.prediction:collate_rows",
+                "batch_size": BATCH,
+            },
+        },
+        model={"class": "bench.models:MediumNet", "init_args": {"width": 16}},
+        data={"class": "bench.models:BenchData",
+              "init_args": {"kind": "images", "rows": rows, "batch_size": BATCH}},
+    )
+    reg_ctx, reg_settings = context(config, "regression")
+    reg_ctx.update_baselines = True
+    regression.run(reg_ctx, reg_settings)  # records the golden outputs (and warms up)
+    reg_ctx.update_baselines = False
+    key_ctx, key_settings = context(config, "key_examples")
+    key_ctx.shared = reg_ctx.shared  # one model under test, as in a real run
+    module = model_under_test(reg_ctx)
+    images, _ = _images(10_000)
+    tensors = [images[i : i + BATCH] for i in range(0, rows, BATCH)]
+    device = next(module.parameters()).device
+    tensors = [t.to(device) for t in tensors]
+
+    fns = {
+        "plain": lambda: _plain(module, tensors),
+        "predict": lambda: predict(module, tensors),
+        "regression": lambda: regression.run(reg_ctx, reg_settings),
+        "key_examples": lambda: key_examples.run(key_ctx, key_settings),
+    }
+    result = regression.run(reg_ctx, reg_settings)
+    assert result.status.value == "pass", result.summary
+    times = alternate(fns, 1 if quick else 5)
+    plain = best(times["plain"])
+    out: dict[str, Any] = {"examples": rows, "batch_size": BATCH, "plain_s": plain}
+    for name in ("predict", "regression", "key_examples"):
+        out[name] = {
+            "seconds": best(times[name]),
+            "examples_per_s": rows / best(times[name]),
+            # throughput ratio: plain time / check time (1.0 = as fast as plain PyTorch)
+            "throughput_ratio": 1 / paired_ratio(times[name], times["plain"]),
+        }
+    out["regression"]["passes"] = 2
+    out["regression"]["throughput_ratio_per_pass"] = 2 * out["regression"]["throughput_ratio"]
+    out["target_throughput_ratio"] = 0.8
+    return out
+
+
+def key_example_rows_quick() -> list[dict[str, Any]]:
+    return key_example_rows(512)
+
+
+def golden_compare(quick: bool) -> dict[str, Any]:
+    """compare_outputs on 10 million float32 values: unchanged, and with 1% of them moved."""
+    from mltest.compare import Tolerance, compare_outputs
+
+    count = 1_000_000 if quick else 10_000_000
+    rng = np.random.default_rng(0)
+    golden = {"logits": rng.standard_normal((count // 10, 10), dtype=np.float32)}
+    same = {"logits": golden["logits"] + np.float32(1e-7)}
+    moved = {"logits": golden["logits"].copy()}
+    flat = moved["logits"].reshape(-1)
+    flat[rng.choice(count, count // 100, replace=False)] += 0.5
+    fns = {
+        "unchanged": lambda: compare_outputs(golden, same, default=Tolerance()),
+        "one_percent_moved": lambda: compare_outputs(golden, moved, default=Tolerance()),
+    }
+    assert fns["unchanged"]().ok and not fns["one_percent_moved"]().ok
+    times = alternate(fns, 1 if quick else 5)
+    return {
+        "floats": count,
+        **{f"{name}_s": best(values) for name, values in times.items()},
+        "target_s": 1.0,
+    }
