@@ -90,3 +90,30 @@ def test_the_cli_routes_to_the_command(github, tmp_path, monkeypatch):
     folder = saved(tmp_path, make_report())
     assert main(["comment", "--report", str(folder), "--repo", REPO, "--pr", "3"]) == 0
     assert len(github.issue_comments(REPO, 3)) == 1
+
+
+def test_comment_command_needs_neither_torch_nor_the_training_stack(github, tmp_path):
+    """The trusted workflow_run job installs mltest with --no-deps plus requests only."""
+    import subprocess
+    import sys
+
+    folder = saved(tmp_path, make_report())
+    guard = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] in {'torch', 'pytorch_lightning', 'lightning', 'pandas',\n"
+        "                              'numpy', 'pydantic', 'yaml', 'safetensors'}:\n"
+        "        raise ImportError('blocked ' + name)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "from mltest.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_TOKEN": JOB_TOKEN, "GITHUB_API_URL": github.url}
+    args = ["comment", "--report", str(folder), "--repo", REPO, "--pr", "4"]
+    result = subprocess.run(
+        [sys.executable, "-c", guard, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(github.issue_comments(REPO, 4)) == 1
