@@ -339,6 +339,7 @@ class _Probe(_lightning_callback_base()):
             raise _Stop
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.deadline.check()
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and not bool(loss.detach().isfinite().all()):
             epoch = trainer.current_epoch + 1
