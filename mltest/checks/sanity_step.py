@@ -1,0 +1,396 @@
+"""One optimisation step of the user's own training code, observed closely.
+
+The sanity check's measuring half: a Lightning fit of exactly one step on one batch, with a
+callback that snapshots parameters and buffers around the step, records gradients just before
+the optimizer uses them, which norm layers ran in which mode, and the first module whose output
+was not finite. It returns plain observations; `sanity.py` decides what they mean.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning
+import torch
+
+from mltest.errors import ProjectError
+
+# Buffers of these layers are running statistics that must move in train mode.
+_NORM_TYPES = (torch.nn.modules.batchnorm._NormBase,)
+
+
+@dataclass
+class ParamObs:
+    """What happened to one parameter during the step.
+
+    Attributes:
+        grad: `ok`, `none` (no gradient at all), `zero` (all-zero) or `nonfinite`.
+        grad_max: largest absolute gradient entry (None without a gradient).
+        change: largest absolute change of an entry over the step.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    requires_grad: bool
+    in_optimizer: bool
+    grad: str
+    grad_max: float | None
+    change: float
+
+    @property
+    def moved(self) -> bool:
+        return self.change != 0.0  # NaN counts as moved: the finiteness checks name it
+
+
+@dataclass
+class BufferObs:
+    """A buffer expected to move (a norm layer's running statistic, or one named in settings).
+
+    Attributes:
+        mode: how its module ran during the step: `train`, `eval` or `never ran`.
+    """
+
+    name: str
+    module: str
+    moved: bool
+    mode: str
+
+
+@dataclass
+class StepObs:
+    """Everything measured in the step. `nonfinite_module` is the first module (in call order)
+    whose output held NaN/inf; `""` means the model's own forward outside any submodule."""
+
+    seed: int
+    env_key: str = ""
+    loss: float | None = None
+    params: list[ParamObs] = field(default_factory=list)
+    buffers: list[BufferObs] = field(default_factory=list)
+    nonfinite_module: str | None = None
+    nonfinite_type: str = ""
+    model_name: str = ""
+    output_min: float | None = None
+    output_max: float | None = None
+    output_outside: int = 0
+    output_count: int = 0
+    output_source: str = ""
+    learning_rates: list[float] = field(default_factory=list)
+    batch_size: int | None = None
+    dependence: dict[int, list[int]] | None = None  # output i -> inputs j != i it depends on
+    seconds: float = 0.0
+
+
+def observe_step(ctx, settings, seed: int) -> StepObs:
+    """Fit one step of a fresh seeded model on the first training batch and observe it."""
+    from mltest.checks.memorization import FixedBatches
+    from mltest.engine import device_key, make_trainer, quiet
+    from mltest.project import first_batches
+    from mltest.seeding import isolated_global_state
+
+    started = time.perf_counter()
+    obs = StepObs(seed=seed)
+    with isolated_global_state(), quiet():
+        datamodule = ctx.project.new_datamodule(seed)
+        batches = first_batches(
+            datamodule.train_dataloader, 1, what="data.class `train_dataloader`"
+        )
+        model = ctx.project.new_model(seed)
+        obs.model_name = type(model).__name__
+        probe = _StepProbe(obs, settings)
+        trainer = make_trainer(
+            model,
+            ctx.trainer_settings,
+            max_epochs=1,
+            max_steps=1,
+            limit_train_batches=1,
+            callbacks=[probe],
+        )
+        trainer.fit(model, train_dataloaders=FixedBatches(batches))
+        if probe.error is not None:
+            raise probe.error
+        if not probe.stepped:
+            raise ProjectError(
+                "checks.sanity: the training step never ran (Lightning skipped the batch: "
+                "does `training_step` return None, or `on_train_batch_start` return -1?)"
+            )
+    obs.env_key = device_key(trainer, ctx.trainer_settings)
+    obs.seconds = time.perf_counter() - started
+    return obs
+
+
+def matches(name: str, patterns: list[str]) -> bool:
+    """Whether a parameter or buffer name matches any glob pattern (`backbone.*`)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def batch_input(batch: Any, key: int | str | None) -> Any:
+    """The model's input inside a batch: `batch[key]`, or the batch itself / its first element."""
+    if key is None:
+        if isinstance(batch, torch.Tensor):
+            return batch
+        if isinstance(batch, (list, tuple)) and batch:
+            return batch[0]
+        raise ProjectError(
+            f"checks.sanity: cannot tell the model's input in a batch of type "
+            f"{type(batch).__name__}; set checks.sanity.input_key (a dict key or tuple index)"
+        )
+    try:
+        return batch[key]
+    except (KeyError, IndexError, TypeError) as exc:
+        keys = list(batch) if isinstance(batch, dict) else f"indices 0..{len(batch) - 1}"
+        raise ProjectError(
+            f"checks.sanity.input_key {key!r} is not in the batch ({type(batch).__name__} with "
+            f"{keys})"
+        ) from exc
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """Floating-point tensors inside a module output (tensor, tuple, list, dict, nested)."""
+    if isinstance(value, torch.Tensor):
+        return [value] if value.is_floating_point() or value.is_complex() else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+class _StepProbe(pytorch_lightning.Callback):
+    """Snapshots around the single step; hooks live only while the step runs."""
+
+    def __init__(self, obs: StepObs, settings):
+        self.obs = obs
+        self.settings = settings
+        self.stepped = False
+        self.error: Exception | None = None
+        self.handles: list = []
+        self.before: dict[str, torch.Tensor] = {}
+        self.buffers_before: dict[str, torch.Tensor] = {}
+        self.grads: dict[str, torch.Tensor] = {}
+        self.finite_flags: list[tuple[str, torch.Tensor]] = []
+        self.norm_modes: dict[str, str] = {}
+        self.output: Any = None
+        self.batch: Any = None
+
+    # -- before the step ------------------------------------------------------------------
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batch = batch
+        self.before = {n: p.detach().clone() for n, p in pl_module.named_parameters()}
+        self.buffers_before = {
+            n: b.detach().clone() for n, b in self._watched_buffers(pl_module).items()
+        }
+        self.in_optimizer = {
+            id(p) for opt in trainer.optimizers for g in opt.param_groups for p in g["params"]
+        }
+        names = {m: n for n, m in pl_module.named_modules()}
+        self.module_types = {n: type(m).__name__ for m, n in names.items()}
+        for module, name in names.items():
+            self.handles.append(module.register_forward_hook(self._finite_hook(name)))
+            if isinstance(module, _NORM_TYPES):
+                self.norm_modes[name] = "never ran"
+                self.handles.append(module.register_forward_pre_hook(self._mode_hook(name)))
+        self.handles.append(pl_module.register_forward_hook(self._output_hook))
+
+    def _watched_buffers(self, pl_module) -> dict[str, torch.Tensor]:
+        """Norm layers' running statistics plus buffers named in `moving_buffers`, less the
+        ones in `ignore_buffers`."""
+        norm_owned = set()
+        for mod_name, module in pl_module.named_modules():
+            if isinstance(module, _NORM_TYPES) and module.track_running_stats:
+                for buf_name, _ in module.named_buffers(recurse=False):
+                    norm_owned.add(f"{mod_name}.{buf_name}" if mod_name else buf_name)
+        return {
+            name: buf
+            for name, buf in pl_module.named_buffers()
+            if (name in norm_owned or matches(name, self.settings.moving_buffers))
+            and not matches(name, self.settings.ignore_buffers)
+        }
+
+    def _finite_hook(self, name: str):
+        def hook(module, args, output):
+            tensors = _tensors(output)
+            if tensors:  # a flag tensor, not a bool: no device sync per module
+                flag = torch.stack([t.detach().isfinite().all() for t in tensors]).all()
+                self.finite_flags.append((name, flag))
+
+        return hook
+
+    def _mode_hook(self, name: str):
+        def hook(module, args):
+            # A layer called in eval mode anywhere in the step counts as stuck in eval.
+            if self.norm_modes[name] != "eval":
+                self.norm_modes[name] = "train" if module.training else "eval"
+
+        return hook
+
+    def _output_hook(self, module, args, output):
+        if self.output is None:
+            self.output = [t.detach() for t in _tensors(output)]
+
+    # -- during the step --------------------------------------------------------------------
+    def on_before_backward(self, trainer, pl_module, loss):
+        if self.obs.loss is None and isinstance(loss, torch.Tensor):
+            self.obs.loss = float(loss.detach().float())
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.obs.learning_rates += [float(g.get("lr", "nan")) for g in optimizer.param_groups]
+        self._record_grads(pl_module)
+
+    def _record_grads(self, pl_module) -> None:
+        # Several optimizers (a GAN) each see their own gradients: keep the largest seen.
+        for name, param in pl_module.named_parameters():
+            if param.grad is not None:
+                current = param.grad.detach().abs().amax().float()
+                seen = self.grads.get(name)
+                self.grads[name] = current if seen is None else torch.maximum(seen, current)
+
+    # -- after the step ---------------------------------------------------------------------
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.stepped = True
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        if self.obs.loss is None:  # manual optimisation without backward, or no loss returned
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+            if isinstance(loss, torch.Tensor):
+                self.obs.loss = float(loss.detach().float())
+        if not self.grads:  # no optimizer step hook fired: read what backward left behind
+            self._record_grads(pl_module)
+        self._finish_params(pl_module)
+        self._finish_buffers(pl_module)
+        self._finish_finiteness()
+
+    def _finish_params(self, pl_module) -> None:
+        named = list(pl_module.named_parameters())
+        if not named:
+            return
+        changes = [(p.detach() - self.before[n]).abs().amax().float() for n, p in named]
+        missing = torch.zeros((), device=changes[0].device)
+        grads = [self.grads.get(n, missing).to(missing.device) for n, _ in named]
+        values = torch.stack(changes + grads).tolist()  # one device sync for all parameters
+        for index, (name, param) in enumerate(named):
+            change, grad_max = values[index], values[len(named) + index]
+            if name not in self.grads:
+                grad, grad_max = "none", None
+            elif grad_max != grad_max or grad_max == float("inf"):
+                grad = "nonfinite"
+            else:
+                grad = "zero" if grad_max == 0 else "ok"
+            self.obs.params.append(
+                ParamObs(
+                    name=name,
+                    shape=tuple(param.shape),
+                    requires_grad=param.requires_grad,
+                    in_optimizer=id(param) in self.in_optimizer,
+                    grad=grad,
+                    grad_max=grad_max,
+                    change=change,
+                )
+            )
+
+    def _finish_buffers(self, pl_module) -> None:
+        now = dict(pl_module.named_buffers())
+        for name, before in self.buffers_before.items():
+            module = name.rpartition(".")[0]
+            self.obs.buffers.append(
+                BufferObs(
+                    name=name,
+                    module=module,
+                    moved=not torch.equal(before, now[name].detach()),
+                    mode=self.norm_modes.get(module, "train"),
+                )
+            )
+
+    def _finish_finiteness(self) -> None:
+        if self.finite_flags:
+            device = self.finite_flags[0][1].device
+            flags = torch.stack([flag.to(device) for _, flag in self.finite_flags])
+            bad = (~flags).nonzero()
+            if len(bad):
+                name, _ = self.finite_flags[int(bad[0])]
+                self.obs.nonfinite_module = name
+                self.obs.nonfinite_type = self.module_types.get(name, "")
+        if self.output:
+            values = torch.cat([t.flatten().float() for t in self.output])
+            self._record_range(values, "the model's forward output during training_step")
+
+    def _record_range(self, values: torch.Tensor, source: str) -> None:
+        self.obs.output_source = source
+        self.obs.output_count = values.numel()
+        if values.numel():
+            self.obs.output_min, self.obs.output_max = values.min().item(), values.max().item()
+        if self.settings.output_range is not None:
+            lo, hi = self.settings.output_range
+            self.obs.output_outside = int(((values < lo) | (values > hi)).sum())
+
+    # -- eval-mode probes, while the model is still on its device ---------------------------
+    def on_train_end(self, trainer, pl_module):
+        needs_output = self.settings.output_range is not None and not self.output
+        if not (needs_output or self.settings.batch_independence) or self.batch is None:
+            return
+        try:
+            x = batch_input(self.batch, self.settings.input_key)
+            flags = {m: m.training for m in pl_module.modules()}
+            pl_module.eval()
+            try:
+                with torch.inference_mode(False), torch.enable_grad():
+                    if needs_output:
+                        with torch.no_grad():
+                            out = _tensors(pl_module(x))
+                        values = torch.cat([t.flatten().float() for t in out])
+                        self._record_range(values, "the model's forward output on the batch input")
+                    if self.settings.batch_independence:
+                        self.obs.batch_size, self.obs.dependence = _dependence(pl_module, x)
+            finally:
+                for module, was_training in flags.items():
+                    module.training = was_training
+        except Exception as exc:  # raised after fit returns, so Lightning does not wrap it
+            self.error = exc
+
+
+def _dependence(model, x) -> tuple[int, dict[int, list[int]]]:
+    """For the first and last sample i: which other samples j the output i depends on.
+
+    Floating inputs: the gradient of output i's sum with respect to the whole input batch;
+    rows j != i must be zero up to a 1e-6 share of row i's (independent samples give
+    structural zeros). Other inputs (token ids): every other sample is replaced by a copy of
+    sample i, and output i must stay exactly the same.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+        raise ProjectError(
+            "checks.sanity.batch_independence needs a tensor input with a batch dimension; "
+            "set checks.sanity.input_key to the batch element the model takes"
+        )
+    size = x.shape[0]
+    found: dict[int, list[int]] = {}
+    if size < 2:
+        return size, found
+    for i in sorted({0, size - 1}):
+        if x.is_floating_point():
+            xg = x.detach().clone().requires_grad_(True)
+            out = [t for t in _tensors(model(xg)) if t.dim() and t.shape[0] == size]
+            if not out:
+                raise ProjectError(
+                    "checks.sanity.batch_independence: the model's output has no tensor with "
+                    f"the batch size {size} as its first dimension"
+                )
+            total = sum(t[i].float().sum() for t in out)
+            (grad,) = torch.autograd.grad(total, xg, allow_unused=True)
+            if grad is None:
+                continue
+            per_row = grad.detach().abs().flatten(1).amax(dim=1).float()
+            limit = 1e-6 * float(per_row[i]) if float(per_row[i]) > 0 else 0.0
+            found[i] = [j for j in range(size) if j != i and float(per_row[j]) > limit]
+        else:
+            with torch.no_grad():
+                base = _tensors(model(x))
+                others = [j for j in range(size) if j != i]
+                shuffled = x.clone()
+                shuffled[others] = x[i]  # every other sample replaced by a copy of sample i
+                moved = _tensors(model(shuffled))
+            same = all(torch.equal(a[i], b[i]) for a, b in zip(base, moved, strict=False))
+            found[i] = [] if same else others
+    return size, found
