@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -97,10 +98,8 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    try:
+    with contextlib.suppress(OSError):
         info["load_average_at_start"] = os.getloadavg()[0]
-    except OSError:
-        pass
     return info
 
 

@@ -107,7 +107,8 @@ def overhead(quick: bool) -> dict[str, Any]:
             "epochs": [short, long],
             "check": fit["check"],
             "plain": fit["plain"],
-            "ratio_per_epoch": fit["check"]["per_epoch_ms"] / max(fit["plain"]["per_epoch_ms"], 1e-9),
+            "ratio_per_epoch": fit["check"]["per_epoch_ms"]
+            / max(fit["plain"]["per_epoch_ms"], 1e-9),
             "ratio_total": paired_ratio(times[f"check@{long}"], times[f"plain@{long}"]),
             "setup_extra_s": fit["check"]["setup_s"] - fit["plain"]["setup_s"],
             "targets": {"ratio_per_epoch": 2.0 if size == "tiny" else 1.15, "setup_s": 0.5},
@@ -142,7 +143,7 @@ def seeds(quick: bool) -> dict[str, Any]:
     counts = (1, 2) if quick else (1, 3, 5)
     cores = os.cpu_count() or 1
     out: dict[str, Any] = {"cores": cores}
-    for size in ("tiny", "medium"):
+    for size in ("tiny",) if quick else ("tiny", "medium"):
         epochs = 3 if quick else (300 if size == "tiny" else 60)
         target = {"loss_below": 0.05}
         rows = {}

@@ -1,0 +1,136 @@
+"""Run every benchmark, print a table, write JSON.
+
+    python -m bench.run [--quick] [--json bench/results.json] [--only NAME ...]
+
+`--quick` is the CI smoke mode: tiny sizes, one round, no figures worth quoting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _sections() -> dict[str, Callable[[bool], dict[str, Any]]]:
+    from bench import memorization, prediction, startup, suite, torchtest_cmp
+
+    return {
+        "startup": startup.startup,  # first, before this process warms any cache
+        "memorization_overhead": memorization.overhead,
+        "seeds": memorization.seeds,
+        "prediction_checks": prediction.prediction_checks,
+        "golden_compare": prediction.golden_compare,
+        "whole_suite": suite.whole_suite,
+        "against_torchtest": torchtest_cmp.against_torchtest,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke mode: small and fast")
+    parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
+    parser.add_argument("--only", action="append", metavar="NAME", help="run just this section")
+    args = parser.parse_args(argv)
+
+    from bench.common import machine
+    from mltest.engine import quiet
+
+    sections = _sections()
+    unknown = set(args.only or ()) - set(sections)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; known: {', '.join(sections)}")
+    results: dict[str, Any] = {"quick": args.quick, "machine": machine(), "sections": {}}
+    for name, fn in sections.items():
+        if args.only and name not in args.only:
+            continue
+        started = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        with quiet():
+            results["sections"][name] = fn(args.quick)
+        results["sections"][name]["bench_seconds"] = round(time.perf_counter() - started, 2)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(table(results))
+    print(f"\nJSON written to {args.json}")
+    return 0
+
+
+def table(results: dict[str, Any]) -> str:
+    """The figures a person compares with the targets, one row each."""
+    s = results["sections"]
+    rows: list[tuple[str, str, str]] = []
+
+    def add(what: str, value: str, target: str = "") -> None:
+        rows.append((what, value, target))
+
+    if "startup" in s:
+        st = s["startup"]
+        for arg in ("--help", "--version"):
+            torch = "imports torch!" if st[arg]["torch_imported"] else "no torch"
+            add(f"mltest {arg}", f"{st[arg]['seconds']:.3f} s ({torch})", "< 0.3 s, no torch")
+        add("mltest run -> first check", f"{st['run_to_first_check']['seconds']:.2f} s")
+    if "memorization_overhead" in s:
+        for size, r in s["memorization_overhead"].items():
+            if not isinstance(r, dict) or "check" not in r:
+                continue
+            add(
+                f"memorization {size}: per-epoch ratio",
+                f"{r['ratio_per_epoch']:.2f} ({r['check']['per_epoch_ms']:.2f} vs "
+                f"{r['plain']['per_epoch_ms']:.2f} ms/epoch)",
+                f"<= {r['targets']['ratio_per_epoch']}",
+            )
+            add(f"memorization {size}: total ratio @{r['epochs'][1]} ep", f"{r['ratio_total']:.2f}")
+            add(f"memorization {size}: setup per seed", f"{r['check']['setup_s']:.3f} s "
+                f"(plain {r['plain']['setup_s']:.3f} s)", "<= 0.5 s")
+    if "seeds" in s:
+        for size in ("tiny", "medium"):
+            for count, r in s["seeds"].get(size, {}).items():
+                extra = ""
+                if "fork_pool_s" in r:
+                    extra = (f"; {r['fork_pool_workers']} processes {r['fork_pool_s']:.2f} s "
+                             f"(x{r['fork_pool_speedup']:.2f}, same epochs: "
+                             f"{r['fork_pool_same_epochs']})")
+                add(f"seeds {size} x{count}", f"{r['sequential_s']:.2f} s sequential{extra}")
+    if "prediction_checks" in s:
+        p = s["prediction_checks"]
+        for name in ("predict", "regression", "key_examples"):
+            per_pass = p[name].get("throughput_ratio_per_pass")
+            note = f" ({per_pass:.2f} per pass, 2 passes)" if per_pass else ""
+            add(f"{name} on {p['examples']} examples: throughput ratio",
+                f"{p[name]['throughput_ratio']:.2f}{note}", ">= 0.8")
+    if "golden_compare" in s:
+        g = s["golden_compare"]
+        add(f"golden compare {g['floats']:,} floats", f"{g['unchanged_s']:.3f} s "
+            f"({g['one_percent_moved_s']:.3f} s with 1% moved)", "< 1 s")
+    if "whole_suite" in s:
+        for name, r in s["whole_suite"].items():
+            if isinstance(r, dict) and "wall_s" in r:
+                gpu = f", GPU {r['cuda_peak_mb']:.0f} MB" if r["cuda_peak_mb"] else ""
+                add(f"suite {name}", f"{r['wall_s']:.1f} s, RSS {r['peak_rss_mb']:.0f} MB{gpu}"
+                    f", exit {r['exit_code']}", "< 60 s")
+    if "against_torchtest" in s:
+        t = s["against_torchtest"]
+        if "skipped" in t:
+            add("sanity vs torchtest", t["skipped"])
+        else:
+            add("sanity vs torchtest: time", f"{t['sanity_s']:.3f} s vs {t['torchtest_s']:.3f} s "
+                f"(x{t['ratio']:.1f})")
+            add("broken variants caught", f"mltest {t['caught']['mltest']}/{t['caught']['of']}, "
+                f"torchtest {t['caught']['torchtest']}/{t['caught']['of']}")
+            for label, v in t["variants"].items():
+                add(f"  {label}", f"mltest {'FAIL' if v['mltest_caught'] else 'pass'}, "
+                    f"torchtest {'FAIL' if v['torchtest_caught'] else 'pass'}")
+    width = max(len(r[0]) for r in rows) if rows else 10
+    vwidth = max(len(r[1]) for r in rows) if rows else 10
+    lines = [f"{'benchmark':<{width}}  {'measured':<{vwidth}}  target", "-" * (width + vwidth + 12)]
+    lines += [f"{a:<{width}}  {b:<{vwidth}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
