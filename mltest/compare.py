@@ -212,14 +212,17 @@ def _compare_float(name, golden, got, tol, task, examples, worst) -> OutputDiff:
         limit += dtype.type(tol.atol)
         moved_mask = abs_diff > limit
         mean_abs = float(abs_diff.mean(dtype=np.float64))
-        if not np.isfinite(mean_abs):  # NaN/inf somewhere: NaN equals NaN, inf only itself
+        nonfinite = not np.isfinite(mean_abs)
+        if nonfinite:  # NaN/inf somewhere: NaN equals NaN, inf only itself
             same = (flat_g == flat_n) | (np.isnan(flat_g) & np.isnan(flat_n))
             abs_diff[same] = 0
             abs_diff[np.isnan(abs_diff)] = np.inf
             moved_mask = (abs_diff > limit) | np.isinf(abs_diff)  # an inf limit excuses nothing
             mean_abs = float(abs_diff.mean(dtype=np.float64))
-        np.maximum(magnitude, np.finfo(dtype).tiny, out=magnitude)
+        np.fmax(magnitude, np.finfo(dtype).tiny, out=magnitude)  # fmax: a NaN golden -> tiny
         rel_diff = np.divide(abs_diff, magnitude, out=magnitude)
+        if nonfinite:
+            rel_diff[np.isnan(rel_diff)] = np.inf  # inf / inf: an infinity that changed
         diff.max_abs = float(abs_diff.max())
         diff.mean_abs = mean_abs
         diff.max_rel = float(rel_diff.max())

@@ -167,6 +167,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         env_now=env,
         env_golden=golden.metadata.get("environment", {}),
         update_command=command,
+        spec_change=_spec_change(golden.metadata.get("model_under_test", {}), ctx),
     )
     details = _details(inputs.description, comparison, "golden", "got")
     if golden_inputs.get("hash") != input_hash:
@@ -201,6 +202,7 @@ def decide(
     env_now: dict[str, Any],
     env_golden: dict[str, Any],
     update_command: str,
+    spec_change: str = "",
 ) -> tuple[Status, str, str, list[str]]:
     """The verdict, the sentence a person reads, what to do next, and notices.
 
@@ -209,6 +211,7 @@ def decide(
         inputs_changed: the fixed inputs' hash differs from the one recorded with the golden.
         env_now, env_golden: device, torch and lightning versions of this run and the golden.
         update_command: the command that rewrites the golden outputs.
+        spec_change: how `model_under_test` differs from the golden's, in words, or "".
     """
     intended = f"If the change is intended, run `{update_command}` and commit the golden files."
     moved = _moved_sentence(comparison)
@@ -236,9 +239,14 @@ def decide(
             [],
         )
     if not comparison.ok:
+        why = (
+            f"model_under_test changed since the golden outputs were recorded ({spec_change})"
+            if spec_change
+            else "the model, its weights or the post-processing changed"
+        )
         return (
             Status.FAIL,
-            f"{moved} on unchanged inputs: the model, its weights or the post-processing changed",
+            f"{moved} on unchanged inputs: {why}",
             "Look at the worst examples in the details: a shifted label map or changed "
             f"post-processing moves every example, a model change moves values. {intended}",
             [],
@@ -260,6 +268,17 @@ def decide(
         f"{comparison.total} output values match the golden outputs (max abs diff {worst:.3g})",
         "",
         notices,
+    )
+
+
+def _spec_change(recorded: dict[str, Any], ctx: CheckContext) -> str:
+    """How the config's `model_under_test` differs from the one the golden was recorded with."""
+    now = ctx.loaded.config.model_under_test.model_dump(exclude_none=True)
+    keys = sorted(set(now) | set(recorded))
+    return ", ".join(
+        f"{k} {recorded.get(k, '—')} → {now.get(k, '—')}"
+        for k in keys
+        if recorded.get(k) != now.get(k)
     )
 
 
