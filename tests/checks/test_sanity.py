@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mltest.checks.sanity import Settings, compare_baseline
-from mltest.checks.sanity_step import ParamObs
+from mltest.checks.sanity_step import ParamObs, _dependence
 from mltest.report import Status
 from mltest.runner import run_suite
 from tests.suites import copy_example, write_suite
@@ -190,6 +190,21 @@ def test_broken_models_fail_and_name_the_culprit(tmp_path, bug):
     assert result.hint
 
 
+def test_a_zero_gradient_is_named_even_when_weight_decay_moved_the_parameter(tmp_path):
+    edits = [
+        ("h = self.act(self.extra(h)) + h", "h = self.act(self.extra(h)) * 0 + h"),
+        (
+            "torch.optim.Adam(self.parameters(), lr=0.01)",
+            "torch.optim.AdamW(self.parameters(), lr=0.01, weight_decay=0.5)",
+        ),
+    ]
+    result = sanity(tmp_path, edits)
+    assert result.status is Status.FAIL
+    assert "extra.weight, extra.bias: an all-zero gradient" in result.summary
+    row = next(line for line in result.details.splitlines() if "`extra.weight`" in line)
+    assert "| 0 |" in row and not row.endswith("| 0 |")  # grad 0, yet it moved
+
+
 def test_a_frozen_backbone_handed_to_the_optimizer_fails(tmp_path):
     # The correct model freezes its backbone by optimizer choice and says so in the config.
     result = sanity(
@@ -262,6 +277,51 @@ def test_a_frozen_pattern_that_matches_nothing_is_a_config_error(tmp_path):
     result = sanity(tmp_path, settings={"frozen": ["encoder.*"]}, record=False)
     assert result.status is Status.ERROR
     assert "checks.sanity.frozen" in result.summary and "'encoder.*'" in result.summary
+
+
+def test_a_baseline_from_another_device_is_used_with_a_notice(tmp_path):
+    sanity(tmp_path)
+    path = tmp_path / "base" / ".mltest" / "baselines.json"
+    data = json.loads(path.read_text())
+    data["checks"]["sanity"] = {"cuda-torch2.13-16-mixed": data["checks"]["sanity"].popitem()[1]}
+    path.write_text(json.dumps(data))
+    result = _result(run_suite(path.parent.parent / "mltest.yaml", tmp_path / "r2"))
+    assert result.status is Status.PASS, result.summary
+    assert any(
+        "compared with the one recorded for cuda-torch2.13-16-mixed" in n for n in result.notices
+    )
+
+
+def test_the_check_leaves_global_state_as_it_found_it(tmp_path):
+    torch.manual_seed(123)
+    rng, threads = torch.get_rng_state(), torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    sanity(tmp_path, settings={"batch_independence": True}, record=False)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+
+
+class _TokenModel(torch.nn.Module):
+    """Token ids in, one score per sample out; `mix` averages over the batch by mistake."""
+
+    def __init__(self, mix):
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 4)
+        self.mix = mix
+
+    def forward(self, ids):
+        h = self.embed(ids).mean(dim=1)
+        return h - h.mean(dim=0) if self.mix else h
+
+
+@pytest.mark.parametrize("mix", [False, True])
+def test_batch_independence_with_integer_inputs(mix):
+    torch.manual_seed(0)
+    ids = torch.randint(0, 10, (4, 5))
+    size, found = _dependence(_TokenModel(mix), ids)
+    assert size == 4
+    assert found == ({0: [1, 2, 3], 3: [0, 1, 2]} if mix else {0: [], 3: []})
 
 
 def test_output_range_must_be_ordered(tmp_path):
