@@ -178,9 +178,9 @@ def _validate(rows: list[dict[str, Any]], source: str, first_line: int | None) -
             )
     input_columns = [c for c in columns if str(c).startswith("input.")]
     if "input" not in columns and not input_columns:
-        raise ConfigError(
-            f"{source}: no input column; add `input` (or `input.<name>` columns)"
-        )
+        raise ConfigError(f"{source}: no input column; add `input` (or `input.<name>` columns)")
+    if "input" in columns and input_columns:
+        raise ConfigError(f"{source}: give an `input` column or `input.<name>` columns, not both")
 
     examples, seen = [], {}
     for index, row in enumerate(rows):
@@ -219,8 +219,7 @@ def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Examp
     if kind not in KINDS:
         raise fail("kind", f"got {row.get('kind')!r}; allowed: {', '.join(KINDS)}")
     if input_columns:
-        inputs = {c.removeprefix("input."): row.get(c) for c in input_columns}
-        value = inputs if "input" not in row else row["input"]
+        value = {c.removeprefix("input."): row.get(c) for c in input_columns}
     else:
         value = row.get("input")
     if not isinstance(value, dict) and _missing(value) and not hasattr(value, "shape"):
@@ -269,7 +268,9 @@ def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Examp
         id=ident,
         kind=kind,
         input=value,
-        expected=_label_text(expected) if tolerance is None else float(expected),
+        expected=float(expected) if kind == "mft" and tolerance is not None else _label_text(
+            expected
+        ),
         group=group,
         direction=direction,
         target=text("target"),

@@ -51,7 +51,7 @@ def make_corpus(count: int, seed: int = 11) -> list[tuple[str, int]]:
 def features(text: str) -> list[str]:
     """Lower-cased words plus adjacent-word bigrams (bigrams carry `not good`)."""
     words = re.findall(r"[a-z]+", text.lower())
-    return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
+    return words + [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,9 +2,8 @@
 
 import pytorch_lightning as pl
 import torch
-from torch import nn
-
 from data import vocabulary
+from torch import nn
 
 
 class BagOfWordsClassifier(pl.LightningModule):

@@ -270,7 +270,10 @@ def _split(out: Any) -> tuple[list | None, Any, Any]:
             "a 2-D score tensor, a 1-D tensor, a list of label names, or a dict with "
             "`label`/`scores`/`value` (set model_under_test.postprocess)"
         )
-    as_np = (lambda t: t.float().numpy() if isinstance(t, torch.Tensor) else np.asarray(t))
+
+    def as_np(t):
+        return t.float().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
     if score is not None:
         score = as_np(score).astype(np.float64)
     if value is not None:
