@@ -16,7 +16,7 @@ from typing import Any
 import pytorch_lightning
 import torch
 
-from mltest.errors import ProjectError
+from mltest.errors import MltestError, ProjectError
 
 # Buffers of these layers are running statistics that must move in train mode.
 _NORM_TYPES = (torch.nn.modules.batchnorm._NormBase,)
@@ -331,6 +331,7 @@ class _StepProbe(pytorch_lightning.Callback):
         needs_output = self.settings.output_range is not None and not self.output
         if not (needs_output or self.settings.batch_independence) or self.batch is None:
             return
+        x = None
         try:
             x = batch_input(self.batch, self.settings.input_key)
             flags = {m: m.training for m in pl_module.modules()}
@@ -347,8 +348,23 @@ class _StepProbe(pytorch_lightning.Callback):
             finally:
                 for module, was_training in flags.items():
                     module.training = was_training
-        except Exception as exc:  # raised after fit returns, so Lightning does not wrap it
+        except MltestError as exc:  # raised after fit returns, so Lightning does not wrap it
             self.error = exc
+        except Exception as exc:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            where = (
+                "batch[0]"
+                if self.settings.input_key is None
+                else f"batch[{self.settings.input_key!r}]"
+            )
+            self.error = ProjectError(
+                f"checks.sanity: calling the model's forward in eval mode on the batch input "
+                f"({where}, {shape}) for "
+                f"{'batch_independence' if self.settings.batch_independence else 'output_range'} "
+                f"raised {type(exc).__name__}: {exc}; set checks.sanity.input_key to the batch "
+                "element forward takes, or turn the option off"
+            )
+            self.error.__cause__ = exc
 
 
 def _dependence(model, x) -> tuple[int, dict[int, list[int]]]:

@@ -324,6 +324,14 @@ def test_batch_independence_with_integer_inputs(mix):
     assert found == ({0: [1, 2, 3], 3: [0, 1, 2]} if mix else {0: [], 3: []})
 
 
+def test_an_input_key_not_in_the_batch_is_a_clear_error(tmp_path):
+    result = sanity(tmp_path, settings={"batch_independence": True, "input_key": 5}, record=False)
+    assert result.status is Status.ERROR
+    assert "checks.sanity.input_key 5 is not in the batch (list with indices 0..1)" in (
+        result.summary
+    )
+
+
 def test_output_range_must_be_ordered(tmp_path):
     with pytest.raises(ValueError, match="lo < hi"):
         Settings(output_range=(1.0, 0.0))
