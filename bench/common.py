@@ -55,6 +55,23 @@ def context(config_path: Path, check: str):
     return ctx, settings
 
 
+CLOCK: Callable[[], float] = time.perf_counter  # run.py may switch to time.process_time
+
+
+def use_clock(cpu_time: bool, threads: int | None) -> None:
+    """Wall clock (default) or process CPU time; optionally pin torch's intra-op threads.
+
+    On a machine shared with other jobs, wall time swings with their load. With one thread,
+    process CPU time is what the code itself cost, and hardly moves with the neighbours.
+    """
+    global CLOCK
+    CLOCK = time.process_time if cpu_time else time.perf_counter
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def alternate(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
     """Time each function `repeats` times, round-robin (A B A B ...) so drift hits all alike.
 
@@ -65,9 +82,9 @@ def alternate(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list
     names = list(fns)
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            started = time.perf_counter()
+            started = CLOCK()
             fns[name]()
-            times[name].append(time.perf_counter() - started)
+            times[name].append(CLOCK() - started)
     return times
 
 

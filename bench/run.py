@@ -1,6 +1,7 @@
 """Run every benchmark, print a table, write JSON.
 
     python -m bench.run [--quick] [--json bench/results.json] [--only NAME ...]
+                        [--threads N] [--cpu-time]
 
 `--quick` is the CI smoke mode: tiny sizes, one round, no figures worth quoting.
 """
@@ -35,16 +36,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke mode: small and fast")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     parser.add_argument("--only", action="append", metavar="NAME", help="run just this section")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--cpu-time", action="store_true",
+        help="time in-process comparisons by process CPU time (steadier on a busy machine; "
+        "use with --threads 1)",
+    )
     args = parser.parse_args(argv)
 
-    from bench.common import machine
+    from bench.common import machine, use_clock
+
+    use_clock(args.cpu_time, args.threads)
     from mltest.engine import quiet
 
     sections = _sections()
     unknown = set(args.only or ()) - set(sections)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; known: {', '.join(sections)}")
-    results: dict[str, Any] = {"quick": args.quick, "machine": machine(), "sections": {}}
+    results: dict[str, Any] = {
+        "quick": args.quick,
+        "clock": "process CPU time" if args.cpu_time else "wall",
+        "machine": machine(),
+        "sections": {},
+    }
     for name, fn in sections.items():
         if args.only and name not in args.only:
             continue

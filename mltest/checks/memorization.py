@@ -329,9 +329,11 @@ class _Probe(_lightning_callback_base()):
         self.batches = batches
         self.deadline = deadline
         self.device_batches: list = []
+        self.params: list = []
 
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
+        self.params = list(pl_module.parameters())  # once: walking modules every step costs
         loss, metrics = evaluate(pl_module, self.device_batches, self.target)
         self.result.initial_loss = loss
         if self.target.met(loss, metrics):
@@ -349,7 +351,7 @@ class _Probe(_lightning_callback_base()):
     def on_after_backward(self, trainer, pl_module):
         import torch
 
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        grads = [p.grad for p in self.params if p.grad is not None]
         if grads and not bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):
             names = [
                 n for n, p in pl_module.named_parameters()
