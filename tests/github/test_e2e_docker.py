@@ -1,0 +1,232 @@
+"""The action end to end in docker mode: a Docker engine started here, the image built from
+the Dockerfile on a locally made Debian base (no registry is reachable), run by the action
+under act against the loopback GitHub.
+
+Slow: about a minute for the base image on first use (cached by content afterwards), plus the
+image build and the suite. Needs root (dockerd, debootstrap); they are apt-installed if missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.github.conftest import JOB_TOKEN
+from tests.github.e2e import act_repo, action_checkout, run_act
+
+REPO = "Codertocat/Hello-World"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mltest-e2e"
+BASE_PACKAGES = "python3,python3-pip,python3-venv"
+WORKFLOW = """\
+name: e2e
+on: pull_request
+jobs:
+  e2e:
+    runs-on: ubuntu-latest
+    steps:
+      - run: cp -a "$SRC/." .
+      - id: mltest
+        uses: ./
+        with:
+          mode: docker
+          image: build
+          build-args: |
+            BASE_IMAGE=local/mltest-base
+            PIP_FIND_LINKS=/opt/wheels
+            PIP_NO_INDEX=1
+            PIP_BREAK_SYSTEM_PACKAGES=1
+          gpus: ""
+          docker-options: --network host
+          working-directory: examples/tabular
+          config: mltest.yaml
+      - name: Record the outputs
+        if: always()
+        env:
+          OUTPUTS: ${{ toJSON(steps.mltest.outputs) }}
+        run: printf '%s' "$OUTPUTS" > "$OUT_DIR/outputs.json"
+"""
+
+
+def _need_root_tool(command: str, apt_package: str) -> None:
+    if shutil.which(command):
+        return
+    if os.geteuid() != 0:
+        pytest.skip(f"{command} is missing and installing it needs root")
+    subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", apt_package], capture_output=True, text=True
+    )
+    if result.returncode != 0 or not shutil.which(command):
+        pytest.skip(f"could not apt-get install {apt_package}: {result.stderr[-500:]}")
+
+
+def _debian_mirror() -> str:
+    """The mirror apt on this machine already uses (the only one reachable here)."""
+    for path in sorted(Path("/etc/apt").rglob("*")):
+        if path.is_file() and path.suffix in (".list", ".sources"):
+            for line in path.read_text().splitlines():
+                if line.lstrip().startswith("#"):
+                    continue
+                for word in line.replace("URIs:", " ").split():
+                    if word.startswith("http") and "security" not in word:
+                        return word
+    return "http://deb.debian.org/debian"
+
+
+def _base_tarball() -> Path:
+    """A minimal Debian bookworm with python3, as a tarball cached by its recipe."""
+    mirror = _debian_mirror()
+    key = hashlib.sha256(f"bookworm|minbase|{BASE_PACKAGES}|{mirror}".encode()).hexdigest()[:16]
+    tarball = CACHE / f"base-{key}.tar"
+    if tarball.exists():
+        return tarball
+    _need_root_tool("debootstrap", "debootstrap")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rootfs", dir=CACHE) as rootfs:
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={BASE_PACKAGES}",
+                "bookworm",
+                rootfs,
+                mirror,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        partial = tarball.with_suffix(".partial")
+        subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
+        partial.replace(tarball)
+    return tarball
+
+
+def _wheels() -> Path:
+    """Wheels for the image's pip install: the project's dependencies, torch pinned to the
+    CPU build installed here (an unpinned torch would fetch the CUDA build)."""
+    deps = [r for r in importlib.metadata.requires("mltest-action") or [] if "extra ==" not in r]
+    torch = f"torch=={importlib.metadata.version('torch')}"
+    wanted = sorted([torch, *[d for d in deps if not d.startswith("torch")], "setuptools>=68"])
+    key = hashlib.sha256("|".join(wanted).encode()).hexdigest()[:16]
+    folder = CACHE / f"wheels-{key}"
+    if not (folder / ".complete").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--only-binary=:all:",
+                "-d",
+                str(folder),
+                *wanted,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        (folder / ".complete").touch()
+    return folder
+
+
+@pytest.fixture
+def docker_engine():
+    """A dockerd of our own on a private socket; stopped by its pid afterwards."""
+    _need_root_tool("dockerd", "docker.io")
+    if not shutil.which("docker"):
+        pytest.skip("the docker CLI is missing")
+    root = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))  # short: unix socket path limit
+    sock = f"unix://{root}/docker.sock"
+    log = (root / "dockerd.log").open("w")
+    daemon = subprocess.Popen(
+        [
+            "dockerd",
+            "--data-root",
+            str(root / "data"),
+            "--exec-root",
+            str(root / "exec"),
+            "-H",
+            sock,
+            "--pidfile",
+            str(root / "docker.pid"),
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    env = {**os.environ, "DOCKER_HOST": sock}
+    try:
+        for _ in range(60):
+            if subprocess.run(["docker", "info"], env=env, capture_output=True).returncode == 0:
+                break
+            if daemon.poll() is not None:
+                pytest.skip(f"dockerd exited: {(root / 'dockerd.log').read_text()[-800:]}")
+            time.sleep(0.5)
+        else:
+            pytest.skip("dockerd did not answer within 30 s")
+        yield env
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_docker_mode_under_act(github, tmp_path, docker_engine):
+    started = time.monotonic()
+    base = _base_tarball()
+    wheels = _wheels()
+    with base.open("rb") as fh:
+        subprocess.run(
+            ["docker", "import", "-", "local/mltest-base"],
+            stdin=fh,
+            env=docker_engine,
+            check=True,
+            capture_output=True,
+        )
+    src = action_checkout(tmp_path / "src", ["tabular"])
+    for wheel in wheels.glob("*.whl"):
+        os.link(wheel, src / "docker" / "wheels" / wheel.name)  # hard links: no copy
+    repo = act_repo(tmp_path / "repo", WORKFLOW)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    result = run_act(
+        repo,
+        {
+            "SRC": str(src),
+            "OUT_DIR": str(out),
+            "GITHUB_API_URL": github.url,
+            "DOCKER_HOST": docker_engine["DOCKER_HOST"],
+            "DOCKER_BUILDKIT": "0",
+        },
+        {"GITHUB_TOKEN": JOB_TOKEN},
+    )
+    log = result.stdout + result.stderr
+
+    assert result.returncode == 0, log[-5000:]
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["result"] == "pass" and int(outputs["passed"]) >= 1
+    assert "mltest: building mltest-action:local" in log
+    assert "Summary - ## ✅ mltest: all checks passed — `tabular`" in log
+    assert JOB_TOKEN not in log
+    [comment] = github.issue_comments(REPO, 2)
+    assert outputs["comment-url"] == comment["html_url"]
+    print(f"docker e2e took {time.monotonic() - started:.0f} s")
