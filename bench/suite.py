@@ -20,6 +20,11 @@ _CHILD = (
     "torch = sys.modules.get('torch')\n"
     "if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():\n"
     "    print('CUDA_PEAK_BYTES=%d' % torch.cuda.max_memory_allocated(), file=sys.stderr)\n"
+    # VmHWM is this process's own peak; wait4's ru_maxrss would also count the parent's
+    # footprint, which the child inherits across fork + exec.
+    "for line in open('/proc/self/status'):\n"
+    "    if line.startswith('VmHWM:'):\n"
+    "        print('PEAK_RSS_KB=%d' % int(line.split()[1]), file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
@@ -60,10 +65,12 @@ def whole_suite(quick: bool) -> dict[str, Any]:
         stdout, stderr = proc.stdout.read(), proc.stderr.read()
         proc.returncode = os.waitstatus_to_exitcode(status)
         cuda = [ln for ln in stderr.splitlines() if ln.startswith("CUDA_PEAK_BYTES=")]
+        peak = [ln for ln in stderr.splitlines() if ln.startswith("PEAK_RSS_KB=")]
+        peak_kb = int(peak[0].split("=")[1]) if peak else usage.ru_maxrss  # Linux: KiB
         report_json = json.loads((REPO.__class__(report) / "report.json").read_text())
         out[config.parent.name] = {
             "wall_s": wall,
-            "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports KiB
+            "peak_rss_mb": peak_kb / 1024,
             "cuda_peak_mb": int(cuda[0].split("=")[1]) / 2**20 if cuda else None,
             "exit_code": proc.returncode,
             "checks": {
