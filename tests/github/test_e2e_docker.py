@@ -185,6 +185,10 @@ def docker_engine():
         except subprocess.TimeoutExpired:
             daemon.kill()
         log.close()
+        # dockerd can leave its exec-root mounts (network namespaces) behind: unmount them.
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
+            subprocess.run(["umount", mount], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
