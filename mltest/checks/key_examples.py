@@ -183,6 +183,18 @@ class Predictions:
         self.scores = scores  # numpy [N, C] or None
         self.values = values  # numpy [N] or None
         self.classes = classes  # class names in score-column order, or None
+        self.confidences = self._confidences()
+
+    def _confidences(self) -> list[float | None]:
+        """Score of each predicted label, computed once for all examples (no per-row torch)."""
+        import numpy as np
+
+        if self.scores is None or not self.classes:
+            return [None] * len(self.labels)
+        column = {name: i for i, name in enumerate(self.classes)}
+        cols = np.array([column.get(label, -1) for label in self.labels])
+        picked = self.scores[np.arange(len(cols)), np.maximum(cols, 0)].tolist()
+        return [p if c >= 0 else None for p, c in zip(picked, cols.tolist(), strict=True)]
 
     @classmethod
     def from_outputs(cls, outputs: list, names: list[str] | None, count: int) -> Predictions:
@@ -326,9 +338,7 @@ def judge(examples: list[Example], preds: Predictions) -> list[Outcome]:
 
 
 def _confidence(preds: Predictions, i: int) -> float | None:
-    if preds.scores is None or preds.labels[i] not in (preds.classes or []):
-        return None
-    return float(preds.scores[i, preds.classes.index(preds.labels[i])])
+    return preds.confidences[i]
 
 
 def _expected_label(expected: str, classes: list[str] | None) -> str:
