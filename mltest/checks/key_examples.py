@@ -110,6 +110,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     status, summary, hint, notices = decide(
         outcomes, stats, baseline, baseline_key, env_key, settings, ctx.update_command
     )
+    unused = sorted(set(settings.tag_failure_rates) - {t.tag for t in stats})
+    if unused:  # most likely a typo, which would silently leave the default rate in force
+        notices.append(f"{key}.tag_failure_rates names tag(s) no example has: "
+                       f"{', '.join(unused)}")
     if ctx.update_baselines:
         passing = sorted(o.example.id for o in outcomes if o.tested and o.passed)
         ctx.baselines.put(ctx.name, env_key, _entry(passing, outcomes))

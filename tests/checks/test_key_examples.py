@@ -23,7 +23,7 @@ from mltest.checks.key_examples import (
     judge,
     tag_stats,
 )
-from mltest.errors import ConfigError
+from mltest.errors import ConfigError, ProjectError
 from mltest.examples_table import load_examples
 from mltest.report import Status
 from mltest.runner import run_suite
@@ -139,6 +139,38 @@ def test_failures_are_ordered_new_first_then_by_confidence(tmp_path):
     outcomes = judge(examples, preds)
     outcomes[0].new_failure = True
     assert [o.example.id for o in failing_in_order(outcomes)] == ["a", "d", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    "outputs, names, labels, scores, values",
+    [
+        ([torch.tensor([[0.1, 0.9], [0.8, 0.2]])], ["neg", "pos"], ["pos", "neg"], True, False),
+        ([torch.tensor([[0.1, 0.9]]), torch.tensor([[0.7, 0.3]])], None, ["1", "0"], True,
+         False),
+        ([torch.tensor([2, 0])], ["a", "b", "c"], ["c", "a"], False, False),
+        ([["cat", "dog"]], None, ["cat", "dog"], False, False),
+        ([torch.tensor([0.5, 1.5])], None, ["", ""], False, True),
+        ([{"label": ["x", "y"], "scores": torch.tensor([[0.6, 0.4], [0.3, 0.7]])}],
+         ["x", "y"], ["x", "y"], True, False),
+    ],
+    ids=["scores", "scores-no-names", "indices", "names", "values", "dict"],
+)
+def test_post_processed_outputs_of_each_accepted_shape(outputs, names, labels, scores, values):
+    preds = Predictions.from_outputs(outputs, names, 2)
+    assert preds.labels == labels
+    assert (preds.scores is not None) is scores and (preds.values is not None) is values
+    if scores:
+        assert preds.confidences == [preds.scores[i].max() for i in range(2)]
+
+
+def test_label_index_outside_the_classes_names_the_label_map():
+    with pytest.raises(ProjectError, match="index 2 is outside the 2 classes.*label map"):
+        Predictions.from_outputs([torch.tensor([2, 0])], ["neg", "pos"], 2)
+
+
+def test_one_output_per_example_is_required():
+    with pytest.raises(ProjectError, match="returned 1 outputs for 2 examples"):
+        Predictions.from_outputs([torch.tensor([[0.1, 0.9]])], None, 2)
 
 
 def _settings(**extra):
