@@ -96,7 +96,8 @@ class Settings(CheckSettings):
 
 
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
-    """Predict twice on the fixed inputs; check determinism; compare with (or record) golden."""
+    """Predict the fixed inputs (the first batch twice, for determinism); compare with or
+    record the golden outputs."""
     from mltest.compare import compare_outputs
     from mltest.golden import content_hash, flatten_batches, read_golden, summarise
     from mltest.prediction import model_under_test, postprocess_fn, predict
@@ -112,9 +113,14 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     with isolated_global_state():
         # Seeded once, not per run: randomness left on at inference must show as a difference.
         seed_all(spec.seed)
-        first = flatten_batches(predict(module, inputs.batches, postprocess), _OUTPUTS)
+        outputs = predict(module, inputs.batches, postprocess)
         ctx.deadline.check()
-        second = flatten_batches(predict(module, inputs.batches, postprocess), _OUTPUTS)
+        # Randomness left on at inference shows on any batch: predicting the first one again
+        # is enough, and keeps the check's cost close to a single prediction pass.
+        again = predict(module, inputs.batches[:1], postprocess)
+    first = flatten_batches(outputs, _OUTPUTS)
+    first_batch = flatten_batches(outputs[:1], _OUTPUTS)
+    second = flatten_batches(again, _OUTPUTS)
     default, per_output = _tolerances(settings, first)
     compare = dict(default=default, per_output=per_output, task=settings.task, worst=settings.worst)
     env = _environment(module, ctx)
@@ -129,13 +135,13 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         "atol": settings.atol,
     }
 
-    rerun = compare_outputs(first, second, **compare)
+    rerun = compare_outputs(first_batch, second, **compare)
     if not rerun.ok:
         return CheckResult(
             **base,
             status=Status.FAIL,
             summary=(
-                f"non-deterministic prediction: two runs on the same inputs differ in "
+                f"non-deterministic prediction: two predictions of the same batch differ in "
                 f"{rerun.moved} of {rerun.total} output values ({_pct(rerun.moved, rerun.total)})"
                 "; this is not compared with the golden outputs"
             ),
