@@ -78,6 +78,15 @@ BROKEN = {
         ],
         "became nan",
     ),
+    "a gradient that is NaN while the loss is finite (sqrt at 0)": (
+        [
+            (
+                "        return loss\n",
+                "        return loss + torch.sqrt(self.net[0].weight.pow(2).sum() * 0)\n",
+            )
+        ],
+        "non-finite weights in net.0.weight",
+    ),
 }
 
 

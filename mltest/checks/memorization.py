@@ -321,7 +321,12 @@ def _lightning_callback_base():
 
 
 class _Probe(_lightning_callback_base()):
-    """Judges the target in eval mode before training and after each epoch; watches for NaN."""
+    """Judges the target in eval mode before training and after each epoch; watches for NaN.
+
+    Gradients are not inspected after every backward: under fp16 mixed precision an inf
+    gradient is normal (the scaler skips that step), and a real one shows within a step as a
+    non-finite loss or weight, which is when the offending parameters are named.
+    """
 
     def __init__(self, result: SeedRun, target: Target, batches: list, deadline):
         self.result = result
@@ -329,11 +334,9 @@ class _Probe(_lightning_callback_base()):
         self.batches = batches
         self.deadline = deadline
         self.device_batches: list = []
-        self.params: list = []
 
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
-        self.params = list(pl_module.parameters())  # once: walking modules every step costs
         loss, metrics = evaluate(pl_module, self.device_batches, self.target)
         self.result.initial_loss = loss
         if self.target.met(loss, metrics):
@@ -344,37 +347,39 @@ class _Probe(_lightning_callback_base()):
         self.deadline.check()
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and not bool(loss.detach().isfinite().all()):
-            epoch = trainer.current_epoch + 1
-            self.result.nonfinite = f"training loss became {float(loss):g} at epoch {epoch}"
-            raise _Stop
-
-    def on_after_backward(self, trainer, pl_module):
-        import torch
-
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if grads and not bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):
-            names = [
-                n for n, p in pl_module.named_parameters()
-                if p.grad is not None and not bool(p.grad.isfinite().all())
-            ]
-            self.result.nonfinite = (
-                f"gradients became non-finite at epoch {trainer.current_epoch + 1} "
-                f"in {', '.join(names[:5])}"
-            )
-            raise _Stop
+            self._stop(f"training loss became {float(loss):g}", trainer, pl_module)
 
     def on_train_epoch_end(self, trainer, pl_module):
         loss, metrics = evaluate(pl_module, self.device_batches, self.target)
         self.result.losses.append(loss)
         self.result.final_loss = loss
         if not math.isfinite(loss):
-            epoch = trainer.current_epoch + 1
-            self.result.nonfinite = f"eval loss became {loss:g} at epoch {epoch}"
-            raise _Stop
+            self._stop(f"eval loss became {loss:g}", trainer, pl_module)
         if self.target.met(loss, metrics):
             self.result.epochs = trainer.current_epoch + 1
             trainer.should_stop = True
         self.deadline.check()
+
+    def _stop(self, what: str, trainer, pl_module):
+        found = _nonfinite_parameters(pl_module)
+        where = f"; non-finite {found}" if found else ""
+        self.result.nonfinite = f"{what} at epoch {trainer.current_epoch + 1}{where}"
+        raise _Stop
+
+
+def _nonfinite_parameters(module) -> str:
+    """`weights in a, b; gradients in c` for the parameters holding NaN or inf, or ''."""
+    weights = [n for n, p in module.named_parameters() if not bool(p.isfinite().all())]
+    grads = [
+        n for n, p in module.named_parameters()
+        if p.grad is not None and not bool(p.grad.isfinite().all())
+    ]
+    parts = [
+        f"{label} in {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+        for label, names in (("weights", weights), ("gradients", grads))
+        if names
+    ]
+    return "; ".join(parts)
 
 
 def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, float]]:
