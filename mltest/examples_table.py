@@ -88,6 +88,11 @@ def load_examples(spec: str, *, root: Path, project: Any, key: str) -> list[Exam
         path = root / spec
         rows, first_line = _read_table(path, spec, key), _first_line(path)
         source = spec
+    elif ":" not in spec:
+        raise ConfigError(
+            f"`{key}: {spec}`: give a table file ending in {', '.join(TABLE_SUFFIXES)} or a "
+            "function as `module:function`"
+        )
     else:
         fn = project.resolve(spec, key=key)
         try:

@@ -102,6 +102,11 @@ def test_bad_tables_name_file_row_and_column(tmp_path, text, expected):
     assert "ex.csv" in str(err.value)
 
 
+def test_unknown_source_form_says_what_is_allowed(tmp_path):
+    with pytest.raises(ConfigError, match=r"`k: ex.tsv`: give a table file ending in .csv"):
+        load_examples("ex.tsv", root=tmp_path, project=None, key="k")
+
+
 def test_missing_file_names_the_key_and_path(tmp_path):
     with pytest.raises(ConfigError, match=r"checks.key_examples.examples: nope.csv.*not found"):
         load_examples("nope.csv", root=tmp_path, project=None, key="checks.key_examples.examples")
