@@ -1,5 +1,10 @@
 """The one small exception hierarchy. Messages name the file, key or check and say what to do."""
 
+import traceback
+from pathlib import Path
+
+_LIBRARY_DIRS = ("torch", "lightning", "pytorch_lightning", "mltest", "site-packages")
+
 
 class MltestError(Exception):
     """Base of every error mltest raises on purpose; its message is shown to the user as is."""
@@ -32,3 +37,11 @@ class CheckFailed(MltestError):
         self.summary = summary
         self.details = details
         self.hint = hint
+
+
+def user_frame(exc: BaseException) -> str:
+    """` (at file.py:12 in fn)` for the innermost frame outside torch, Lightning and mltest."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not any(f"/{part}/" in frame.filename for part in _LIBRARY_DIRS):
+            return f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
+    return ""

@@ -32,7 +32,7 @@ def import_object(path: str, *, key: str, root: Path) -> Any:
     """
     module_name, _, attr = path.partition(":")
     _put_first_on_path(root)
-    _forget_modules_from_elsewhere(module_name.split(".")[0], root)
+    _forget_modules_from_elsewhere(root)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -70,23 +70,25 @@ def _put_first_on_path(root: Path) -> None:
     importlib.invalidate_caches()
 
 
-def _forget_modules_from_elsewhere(top: str, root: Path) -> None:
-    """Drop an already imported `top` that came from another project's config directory.
+def _forget_modules_from_elsewhere(root: Path) -> None:
+    """Drop modules that were imported from another project's config directory.
 
-    Projects commonly name their files `model.py`; without this, a second project in the same
-    process (tests, benchmarks, merged runs) would silently get the first one's classes.
-    Installed packages are never touched.
+    Projects commonly name their files `model.py` and `data.py`; without this, a second
+    project in the same process (tests, benchmarks, merged runs) would silently get the first
+    one's code, including modules that its own files import. Installed packages are never
+    touched.
     """
     root = root.resolve()
-    module = sys.modules.get(top)
-    origin = getattr(module, "__file__", None) if module else None
     _PROJECT_ROOTS.add(root)
-    if not origin:
+    others = [r for r in _PROJECT_ROOTS if r != root and not root.is_relative_to(r)]
+    if not others:
         return
-    origin_path = Path(origin).resolve()
-    others = [r for r in _PROJECT_ROOTS if r != root and origin_path.is_relative_to(r)]
-    if others and not origin_path.is_relative_to(root):
-        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if not origin:
+            continue
+        path = Path(origin).resolve()
+        if any(path.is_relative_to(r) for r in others) and not path.is_relative_to(root):
             del sys.modules[name]
 
 

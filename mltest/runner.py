@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mltest import __version__
-from mltest.errors import CheckFailed, MltestError
+from mltest.errors import CheckFailed, MltestError, user_frame
 from mltest.report import CheckResult, Report, Status
 
 ResultHook = Callable[[CheckResult], None]
@@ -106,7 +106,7 @@ def _run_one(module, ctx, settings) -> CheckResult:
         result = CheckResult(ctx.name, ctx.name, Status.ERROR, f"{ctx.name}: {exc}")
     except Exception as exc:  # the user's code raised: report it, keep the other checks going
         frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        where = _user_frame(exc)
+        where = user_frame(exc)
         result = CheckResult(
             ctx.name,
             ctx.name,
@@ -117,15 +117,6 @@ def _run_one(module, ctx, settings) -> CheckResult:
         )
     result.duration_s = round(time.perf_counter() - started, 3)
     return result
-
-
-def _user_frame(exc: BaseException) -> str:
-    """` (at file.py:12 in fn)` for the innermost frame outside torch, Lightning and mltest."""
-    skip = ("torch", "lightning", "pytorch_lightning", "mltest", "site-packages")
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if not any(f"/{part}/" in frame.filename for part in skip):
-            return f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
-    return ""
 
 
 def write_report(report: Report, report_dir: Path, *, json_only: bool = False) -> None:

@@ -187,3 +187,25 @@ def test_decide_reports_a_seed_that_never_memorized():
     status, summary, _, _ = decide(stuck, {"median": 5}, Settings(), "cpu", [], "CMD")
     assert status is Status.FAIL
     assert "on 1 of 3 seeds (seed 9: loss 0.7" in summary
+
+
+def test_seeds_in_forked_workers_give_the_sequential_counts(tmp_path):
+    _, sequential = run_memorization(tmp_path / "a")
+    _, parallel = run_memorization(
+        tmp_path / "b", yaml_edits=[("    batches: 1", "    batches: 1\n    workers: 2")]
+    )
+    assert parallel.status is Status.PASS, parallel.summary
+    assert parallel.metrics["epochs"] == sequential.metrics["epochs"]
+    assert parallel.metrics["seeds"] == [0, 1, 2]
+
+
+def test_an_exception_in_a_worker_names_the_users_line(tmp_path):
+    step = "        x, y = batch\n"
+    report, result = run_memorization(
+        tmp_path,
+        [(step, step + "        raise RuntimeError('boom')\n")],
+        yaml_edits=[("    batches: 1", "    batches: 1\n    workers: 2")],
+    )
+    assert result.status is Status.ERROR
+    assert "raised RuntimeError: boom (at model.py:26 in training_step)" in result.summary
+    assert "worker process for 0" in result.summary

@@ -13,9 +13,9 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mltest.checks.base import CheckContext, CheckSettings
 from mltest.config import Strict
@@ -74,6 +74,16 @@ class Settings(CheckSettings):
     )
     history: int = Field(10, ge=0, description="earlier medians kept in the baseline")
     seeds: list[int] | None = Field(None, min_length=1, description="overrides top-level seeds")
+    workers: int | Literal["auto"] = Field(
+        1, description="seeds trained at once in forked CPU processes; `auto`: one per core"
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError("`workers` is a number of processes (1 or more) or `auto`")
+        return value
 
 
 @dataclass
@@ -107,11 +117,9 @@ class SeedRun:
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Train each seed, then compare the median epoch count with the baseline."""
     seeds = settings.seeds or ctx.seeds
-    runs, env_key = [], None
-    for seed in seeds:
-        ctx.deadline.check()
-        seed_run, env_key = train_seed(ctx, settings, seed)
-        runs.append(seed_run)
+    outcomes, parallel_notice = _train_seeds(ctx, settings, seeds)
+    runs = [seed_run for seed_run, _ in outcomes]
+    env_key = outcomes[0][1]
     baseline = ctx.baselines.get(ctx.name, env_key)
     status, summary, hint, notices = decide(
         runs, baseline, settings, env_key, ctx.baselines.keys(ctx.name), ctx.update_command
@@ -120,6 +128,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     median = statistics.median(medians) if len(medians) == len(runs) else None
     if ctx.update_baselines:
         status, summary, hint, notices = _record(ctx, settings, runs, median, env_key, baseline)
+    if parallel_notice:
+        notices = [*notices, parallel_notice]
     return CheckResult(
         name=ctx.name,
         kind=KIND,
@@ -146,6 +156,26 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             for r in runs
         ],
     )
+
+
+def _train_seeds(ctx, settings: Settings, seeds: list[int]):
+    """Train every seed, in forked workers when asked for and possible; results in seed order."""
+    from mltest.engine import device_for
+    from mltest.parallel import fork_unavailable, map_forked, resolve_workers
+
+    workers = resolve_workers(settings.workers, len(seeds))
+    notice = ""
+    if workers > 1:
+        why_not = fork_unavailable(device_for(ctx.trainer_settings).type)
+        if why_not is None:
+            ctx.deadline.check()
+            return map_forked(lambda seed: train_seed(ctx, settings, seed), seeds, workers), ""
+        notice = f"seeds ran one after another: {why_not} (checks.{ctx.name}.workers)"
+    outcomes = []
+    for seed in seeds:
+        ctx.deadline.check()
+        outcomes.append(train_seed(ctx, settings, seed))
+    return outcomes, notice
 
 
 def decide(
