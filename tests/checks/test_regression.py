@@ -386,14 +386,11 @@ def test_compare_counts_flipped_labels_for_classifiers_only():
     assert compare_outputs({"v": golden[:, 0]}, {"v": got[:, 0]}).flipped is None
 
 
-def test_compare_ten_million_floats_within_a_second():
+def test_compare_finds_the_one_moved_value_among_ten_million():
+    # Its speed is measured in bench/ (golden_compare), not asserted here.
     rng = np.random.default_rng(0)
     golden = rng.standard_normal((100_000, 100), dtype=np.float32)
     got = golden + rng.standard_normal(golden.shape, dtype=np.float32) * 1e-7
     got[123, 45] += 1.0
-    compare_outputs({"x": golden}, {"x": got})  # warm the allocator
-    started = time.perf_counter()
     comparison = compare_outputs({"x": golden}, {"x": got})
-    elapsed = time.perf_counter() - started
     assert comparison.moved == 1 and comparison.outputs[0].worst[0].index == (123, 45)
-    assert elapsed < 1.0, f"comparing 10M floats took {elapsed:.2f} s"
