@@ -29,13 +29,16 @@ SIZES = {
 }
 
 
-def _config(size: str, epochs: int, target: dict | None = None, seeds=(0,)) -> Any:
+def _config(
+    size: str, epochs: int, target: dict | None = None, seeds=(0,), workers: Any = 1
+) -> Any:
     model, data, _ = SIZES[size]
     checks = {
         "memorization": {
             "batches": 1,
             "max_epochs": epochs,
             "target": target or {"loss_below": 0.0},
+            "workers": workers,
         }
     }
     return write_config(checks, model=model, data=data, seeds=list(seeds))
@@ -120,35 +123,18 @@ def overhead(quick: bool) -> dict[str, Any]:
 
 # --- section 2: seeds --------------------------------------------------------------------------
 
-_WORKER_CONFIG: Any = None
-
-
-def _seed_in_child(args: tuple[str, int, int]) -> tuple[int | None, list[float]]:
-    """Pool worker: one seed of the check, with `threads` intra-op threads."""
-    import torch
-
-    from mltest.checks.memorization import train_seed
-
-    config, seed, threads = args
-    torch.set_num_threads(threads)
-    ctx, settings = context(config, "memorization")
-    run, _ = train_seed(ctx, settings, seed)
-    return run.epochs, run.losses
-
 
 def seeds(quick: bool) -> dict[str, Any]:
-    """Section 2: 1, 3 and 5 seeds in sequence, and the same seeds in worker processes.
+    """Section 2: 1, 3 and 5 seeds one after another, and with the check's `workers: auto`.
 
-    Wall time, always: concurrency is the point. Workers are forked (torch already imported,
-    so they pay no import) and each gets cores // workers intra-op threads.
+    Wall time, always: concurrency is the point. Sequential seeds get every core (torch's
+    default), whatever --threads pinned for the in-process ratios; each forked worker uses one.
     """
     import torch
 
     counts = (1, 2) if quick else (1, 3, 5)
     cores = os.cpu_count() or 1
     threads_before = torch.get_num_threads()
-    # Sequential seeds get every core (torch's default), whatever --threads pinned for the
-    # in-process ratios: the fair comparison for worker processes.
     torch.set_num_threads(cores)
     try:
         return _seeds(quick, counts, cores)
@@ -157,8 +143,6 @@ def seeds(quick: bool) -> dict[str, Any]:
 
 
 def _seeds(quick: bool, counts: tuple[int, ...], cores: int) -> dict[str, Any]:
-    import multiprocessing
-
     from mltest.checks.memorization import run
 
     out: dict[str, Any] = {"cores": cores}
@@ -167,37 +151,28 @@ def _seeds(quick: bool, counts: tuple[int, ...], cores: int) -> dict[str, Any]:
         target = {"loss_below": 0.05}
         rows = {}
         for count in counts:
-            config = _config(size, epochs, target, seeds=range(count))
-            ctx, settings = context(config, "memorization")
-            run(ctx, settings)  # warm-up
-            parallel_ok = count > 1 and cores > 1
-            parallel_ok &= "fork" in multiprocessing.get_all_start_methods()
-            workers = min(cores, count)
-            jobs = [(str(config), seed, max(1, cores // workers)) for seed in range(count)]
-            seq_times, pool_times, result, parallel = [], [], None, None
-            for _ in range(1 if quick else 2):  # alternate sequential and pooled rounds
-                started = time.perf_counter()
-                result = run(ctx, settings)
-                seq_times.append(time.perf_counter() - started)
-                if parallel_ok:
-                    started = time.perf_counter()
-                    with multiprocessing.get_context("fork").Pool(workers) as pool:
-                        parallel = pool.map(_seed_in_child, jobs)
-                    pool_times.append(time.perf_counter() - started)
-            sequential = min(seq_times)
-            row: dict[str, Any] = {
-                "sequential_s": sequential,
-                "epochs": result.metrics["epochs"],
+            modes = {
+                mode: context(_config(size, epochs, target, range(count), mode), "memorization")
+                for mode in (1, "auto")
             }
-            if parallel_ok:
-                curves = result.metrics["loss_curves"]
-                row["fork_pool_s"] = min(pool_times)
-                row["fork_pool_workers"] = workers
-                row["fork_pool_speedup"] = sequential / row["fork_pool_s"]
-                row["fork_pool_same_epochs"] = [p[0] for p in parallel] == result.metrics["epochs"]
-                row["fork_pool_same_losses"] = all(
-                    p[1] == curves[str(seed)] for seed, p in enumerate(parallel)
-                )
-            rows[str(count)] = row
+            results: dict[Any, Any] = {}
+            times: dict[Any, list[float]] = {1: [], "auto": []}
+            for ctx, settings in modes.values():
+                run(ctx, settings)  # warm-up
+            for _ in range(1 if quick else 2):  # alternate sequential and worker rounds
+                for mode, (ctx, settings) in modes.items():
+                    started = time.perf_counter()
+                    results[mode] = run(ctx, settings)
+                    times[mode].append(time.perf_counter() - started)
+            sequential, parallel = results[1], results["auto"]
+            rows[str(count)] = {
+                "sequential_s": min(times[1]),
+                "workers_auto_s": min(times["auto"]),
+                "workers": min(count, cores),
+                "workers_speedup": min(times[1]) / min(times["auto"]),
+                "epochs": sequential.metrics["epochs"],
+                "workers_same_epochs": parallel.metrics["epochs"] == sequential.metrics["epochs"],
+                "workers_notices": parallel.notices,
+            }
         out[size] = rows
     return out

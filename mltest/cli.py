@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from mltest import __version__
@@ -75,18 +76,26 @@ def _suite(args: argparse.Namespace, *, update: bool) -> int:
 
     colour = sys.stdout.isatty()
     mode = "recording baselines" if update else "running checks"
-    print(f"mltest {__version__}: {mode} from {args.config}", flush=True)
+    _say(f"mltest {__version__}: {mode} from {args.config}")
     report = run_suite(
         args.config,
         args.report_dir,
         update_baselines=update,
         only=args.check,
-        on_result=lambda result: print(check_line(result, colour=colour), flush=True),
+        on_result=lambda result: _say(check_line(result, colour=colour)),
     )
-    print(closing(report, args.report_dir, colour=colour))
+    _say(closing(report, args.report_dir, colour=colour))
     if update and report.verdict.exit_code == 0:
-        print("baselines written; review them with `git diff` and commit them")
+        _say("baselines written; review them with `git diff` and commit them")
     return report.verdict.exit_code
+
+
+def _say(text: str) -> None:
+    """Print, but never let a closed pipe (`mltest run | head`) stop the suite mid-run."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

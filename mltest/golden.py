@@ -116,7 +116,10 @@ def content_hash(arrays: Mapping[str, Value]) -> str:
         else:
             value = np.ascontiguousarray(value)
             digest.update(f"{value.dtype.str}{value.shape}".encode())
-            digest.update(value.tobytes())
+            try:
+                digest.update(memoryview(value).cast("B"))  # no copy of large inputs
+            except (TypeError, ValueError):  # dtypes the buffer protocol does not export
+                digest.update(value.tobytes())
     return "sha256:" + digest.hexdigest()
 
 

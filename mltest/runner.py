@@ -26,6 +26,7 @@ def run_suite(
     update_baselines: bool = False,
     only: list[str] | None = None,
     on_result: ResultHook | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Report:
     """Run every configured check and write report.json, report.md and junit.xml.
 
@@ -35,13 +36,14 @@ def run_suite(
         update_baselines: record baselines instead of comparing with them.
         only: run just these checks (others are reported as skipped).
         on_result: called with each result as soon as it is known (console progress).
+        metadata: facts about the run that only the caller knows (PR number, run link).
 
     Returns:
         The report. Its verdict's exit code is what CI should exit with.
     """
     started = time.perf_counter()
     report_dir = Path(report_dir)
-    report = Report(suite="mltest", metadata=_metadata(Path(config_path)))
+    report = Report(suite="mltest", metadata={**_metadata(Path(config_path)), **(metadata or {})})
     try:
         _run_checks(report, Path(config_path), report_dir, update_baselines, only, on_result)
     except MltestError as exc:

@@ -69,3 +69,15 @@ def test_every_bundled_example_passes_its_whole_suite(tmp_path, example):
     assert out.returncode == 0, out.stdout + out.stderr
     assert report["verdict"] == "pass"
     assert report["counts"]["fail"] == report["counts"]["error"] == 0
+
+
+def test_a_closed_pipe_does_not_stop_the_suite(tmp_path):
+    config = copy_example("tabular", tmp_path)
+    command = (
+        f"{sys.executable} -m mltest run --config {config} --report-dir {tmp_path / 'rep'} "
+        "--check memorization --check sanity | head -1"
+    )
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    assert "BrokenPipeError" not in out.stderr
+    counts = json.loads((tmp_path / "rep" / "report.json").read_text())["counts"]
+    assert counts["pass"] == 2

@@ -64,6 +64,12 @@ def action_main(env: Mapping[str, str] | None = None, stream: TextIO | None = No
             settings.config,
             settings.report_dir,
             on_result=lambda result: out.log(check_line(result, colour=False)),
+            metadata={
+                "event": ctx.event_name,
+                "pr": ctx.pull_request.number if ctx.pull_request else None,
+                "head_sha": ctx.commit_sha,
+                "run_url": ctx.run_url,
+            },
         )
     except Exception:  # a bug in mltest itself: still leave outputs and a readable error
         traceback.print_exc()

@@ -4,6 +4,7 @@ kind and each way the comment can fail. The verdict never changes because of Git
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -192,3 +193,6 @@ def test_example_project_passes_and_comments(github, tmp_path, monkeypatch):
     assert outputs["result"] == "pass" and int(outputs["passed"]) >= 1
     [comment] = github.issue_comments(REPO, 2)
     assert "all checks passed" in comment["body"]
+    meta = json.loads(Path(outputs["report-path"]).read_text())["metadata"]
+    assert meta["pr"] == 2 and meta["event"] == "pull_request"
+    assert meta["run_url"].endswith(f"/{REPO}/actions/runs/{env['GITHUB_RUN_ID']}")
