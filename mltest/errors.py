@@ -39,6 +39,11 @@ class CheckFailed(MltestError):
         self.hint = hint
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: message (at file.py:12 in fn)`, short enough for a PR comment."""
+    return f"{type(exc).__name__}: {exc}{user_frame(exc)}"
+
+
 def user_frame(exc: BaseException) -> str:
     """` (at file.py:12 in fn)` for the innermost frame outside torch, Lightning and mltest."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch.utils.data import IterableDataset
 
-from mltest.errors import ProjectError
+from mltest.errors import ProjectError, describe
 
 TENSOR_SUFFIXES = (".safetensors", ".npz", ".npy")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
@@ -57,9 +57,8 @@ def from_datamodule(
     try:
         original = getattr(datamodule, hook)()
     except Exception as exc:
-        from mltest.project import _last_frames
 
-        raise ProjectError(f"{what} raised {_last_frames(exc)}") from exc
+        raise ProjectError(f"{what} raised {describe(exc)}") from exc
     if isinstance(original, (list, tuple)) and len(original) == 1:
         original = original[0]
     if not isinstance(original, DataLoader):
@@ -80,10 +79,9 @@ def from_datamodule(
     try:
         batches = list(rebatched)
     except Exception as exc:
-        from mltest.project import _last_frames
 
         raise ProjectError(
-            f"{what}: reading its first examples raised {_last_frames(exc)}"
+            f"{what}: reading its first examples raised {describe(exc)}"
         ) from exc
     if not batches:
         raise ProjectError(f"{what} yielded no examples; the regression check needs some")
@@ -151,11 +149,10 @@ def from_file(
             try:
                 batches.append(collate(chunk))
             except Exception as exc:
-                from mltest.project import _last_frames
 
                 raise ProjectError(
                     f"checks.regression.inputs.collate raised on batch {index} of {shown}: "
-                    f"{_last_frames(exc)}"
+                    f"{describe(exc)}"
                 ) from exc
     return FixedInputs(batches, count, f"{count} examples from `{shown}` (batch size {size})")
 

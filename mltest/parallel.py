@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mltest.errors import MltestError, user_frame
+from mltest.errors import MltestError, describe
 
 _TASK: Callable[[Any], Any] | None = None  # set just before forking; inherited by the workers
 
@@ -66,4 +66,4 @@ def _run_in_worker(item: Any) -> tuple[bool, Any]:
     except MltestError as exc:
         return False, str(exc)
     except Exception as exc:  # the user's code raised: bring back what the runner would show
-        return False, f"the model code raised {type(exc).__name__}: {exc}{user_frame(exc)}"
+        return False, f"the model code raised {describe(exc)}"

@@ -9,13 +9,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mltest.config import Component, LoadedConfig
-from mltest.errors import ProjectError
+from mltest.errors import ProjectError, describe
 from mltest.seeding import seed_all
 
 
@@ -42,11 +41,11 @@ def import_object(path: str, *, key: str, root: Path) -> Any:
                 f"relative to the config file's directory"
             ) from exc
         raise ProjectError(
-            f"`{key}: {path}`: importing `{module_name}` failed: {_last_frames(exc)}"
+            f"`{key}: {path}`: importing `{module_name}` failed: {describe(exc)}"
         ) from exc
     except Exception as exc:
         raise ProjectError(
-            f"`{key}: {path}`: importing `{module_name}` raised {_last_frames(exc)}"
+            f"`{key}: {path}`: importing `{module_name}` raised {describe(exc)}"
         ) from exc
     obj = module
     for part in attr.split("."):
@@ -92,13 +91,6 @@ def _forget_modules_from_elsewhere(root: Path) -> None:
             del sys.modules[name]
 
 
-def _last_frames(exc: BaseException) -> str:
-    """`Type: message (at file:line)` for the innermost frame, short enough for a comment."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
 class Project:
     """The user's code as the checks see it: fresh seeded models and data on demand."""
 
@@ -132,7 +124,7 @@ def _build(cls: type, component: Component, key: str):
     except Exception as exc:
         raise ProjectError(
             f"`{key}.class: {component.class_}`: building it with init_args "
-            f"{component.init_args!r} raised {_last_frames(exc)}"
+            f"{component.init_args!r} raised {describe(exc)}"
         ) from exc
 
 
@@ -142,7 +134,7 @@ def _call(fn: Callable | None, args: tuple, what: str) -> None:
     try:
         fn(*args)
     except Exception as exc:
-        raise ProjectError(f"{what} raised {_last_frames(exc)}") from exc
+        raise ProjectError(f"{what} raised {describe(exc)}") from exc
 
 
 def first_batches(dataloader_fn: Callable, count: int, *, what: str) -> list:
@@ -156,7 +148,7 @@ def first_batches(dataloader_fn: Callable, count: int, *, what: str) -> list:
     try:
         loader = dataloader_fn()
     except Exception as exc:
-        raise ProjectError(f"{what} raised {_last_frames(exc)}") from exc
+        raise ProjectError(f"{what} raised {describe(exc)}") from exc
     if isinstance(loader, DataLoader) and loader.batch_size is not None:
         loader = DataLoader(
             loader.dataset,
@@ -173,7 +165,7 @@ def first_batches(dataloader_fn: Callable, count: int, *, what: str) -> list:
             if len(batches) == count:
                 break
     except Exception as exc:
-        raise ProjectError(f"{what}: iterating it raised {_last_frames(exc)}") from exc
+        raise ProjectError(f"{what}: iterating it raised {describe(exc)}") from exc
     if len(batches) < count:
         raise ProjectError(
             f"{what} yielded {len(batches)} batch(es) but {count} were asked for; "

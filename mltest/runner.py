@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mltest import __version__
-from mltest.errors import CheckFailed, MltestError, user_frame
+from mltest.errors import CheckFailed, MltestError, describe
 from mltest.report import CheckResult, Report, Status
 
 ResultHook = Callable[[CheckResult], None]
@@ -108,12 +108,11 @@ def _run_one(module, ctx, settings) -> CheckResult:
         result = CheckResult(ctx.name, ctx.name, Status.ERROR, f"{ctx.name}: {exc}")
     except Exception as exc:  # the user's code raised: report it, keep the other checks going
         frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        where = user_frame(exc)
         result = CheckResult(
             ctx.name,
             ctx.name,
             Status.ERROR,
-            f"{ctx.name}: the model code raised {type(exc).__name__}: {exc}{where}",
+            f"{ctx.name}: the model code raised {describe(exc)}",
             details="```\n" + "".join(frames[-6:]).strip() + "\n```",
             hint="Fix the exception; the traceback's last frames are in the details.",
         )

@@ -6,6 +6,7 @@ looks, so the code under test imports it exactly as it imports a real project.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,12 @@ def copy_example(name: str, directory: Path) -> Path:
     target = directory / name
     shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target / "mltest.yaml"
+
+
+def forget_project_modules(directory: Path) -> None:
+    """Drop modules imported from `directory`, so a file a test edited is imported afresh
+    (a real run is a new process; here every run shares one)."""
+    root = str(Path(directory).resolve())
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(root):
+            del sys.modules[name]

@@ -58,7 +58,7 @@ def test_a_module_that_raises_on_import_is_named(tmp_path):
     edit(config.parent / "model.py", "import torch\n", "import torch\nraise ValueError('oops')\n")
     assert run_cli(config, tmp_path / "r") == 2
     error = read_report(tmp_path / "r")["errors"][0]
-    assert "importing `model` raised ValueError: oops (at model.py:5)" in error
+    assert "importing `model` raised ValueError: oops (at model.py:5 in <module>)" in error
 
 
 def test_bad_init_args_are_named(tmp_path):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from mltest.config import load_config
 from mltest.project import Project
-from tests.suites import write_suite
+from tests.suites import forget_project_modules, write_suite
 
 MODEL = """
 from data import SCALE
@@ -29,9 +27,7 @@ class Data:
 def forget_test_projects(tmp_path):
     """Leave no `model`/`data` module behind for tests that import projects by hand."""
     yield
-    for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", "") or "").startswith(str(tmp_path)):
-            del sys.modules[name]
+    forget_project_modules(tmp_path)
 
 
 def project_with_scale(directory, scale):

@@ -27,7 +27,7 @@ from mltest.errors import ConfigError, ProjectError
 from mltest.examples_table import load_examples
 from mltest.report import Status
 from mltest.runner import run_suite
-from tests.suites import write_suite
+from tests.suites import forget_project_modules, write_suite
 
 # --- loader ----------------------------------------------------------------------------------
 
@@ -316,8 +316,7 @@ def project(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     torch.save(model.state_dict(), directory / "weights.pt")
-    for name in ("data", "model"):
-        sys.modules.pop(name, None)  # the check imports the project afresh
+    forget_project_modules(directory)  # the check imports the project afresh
     return config
 
 
@@ -481,23 +480,15 @@ def test_bad_table_is_an_error_that_names_the_check(variant, tmp_path, table, ex
 
 @pytest.mark.slow
 def test_text_example_passes_and_catches_a_tokeniser_that_stops_lowercasing(tmp_path):
-    import sys
-
     from tests.suites import copy_example
 
-    def forget_project_modules():
-        # model.py imports `data`; an earlier test's `data` must not be the one it gets.
-        for name in ("data", "model"):
-            sys.modules.pop(name, None)
-
     config = copy_example("text_classifier", tmp_path)
-    forget_project_modules()
     healthy = _run(config, tmp_path)
     assert healthy.status is Status.PASS, healthy.summary + healthy.details
     assert healthy.metrics["cases"] == 18 and healthy.metrics["failures"] == 0
     data = config.parent / "data.py"
     data.write_text(data.read_text().replace("text.lower()", "text"))
-    forget_project_modules()  # same directory, edited file: import it again
+    forget_project_modules(config.parent)  # same directory, edited file: import it again
     broken = _run(config, tmp_path)
     assert broken.status is Status.FAIL
     failing = {c.name for c in broken.cases if c.status is Status.FAIL}

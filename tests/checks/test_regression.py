@@ -21,7 +21,7 @@ from mltest.config import load_config
 from mltest.errors import ConfigError
 from mltest.report import Status
 from mltest.runner import run_suite
-from tests.suites import EXAMPLES, copy_example, write_suite
+from tests.suites import EXAMPLES, copy_example, forget_project_modules, write_suite
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -32,15 +32,6 @@ def edit(path, *changes):
         assert old in text, f"edit target {old!r} not in {path.name}"
         text = text.replace(old, new)
     path.write_text(text)
-
-
-def forget_project_modules(directory):
-    """Drop modules imported from `directory`, so edits made by a test are imported afresh
-    (a real run is a new process; here every run shares one)."""
-    root = str(directory.resolve())
-    for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", None) or "").startswith(root):
-            del sys.modules[name]
 
 
 def regression(config, tmp_path, *, update=False):
