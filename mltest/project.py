@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,15 +80,15 @@ def _forget_modules_from_elsewhere(root: Path) -> None:
     """
     root = root.resolve()
     _PROJECT_ROOTS.add(root)
-    others = [r for r in _PROJECT_ROOTS if r != root and not root.is_relative_to(r)]
+    others = tuple(f"{r}{os.sep}" for r in _PROJECT_ROOTS if not root.is_relative_to(r))
     if not others:
         return
+    # Plain prefix tests: modules found through a root on sys.path carry that (resolved) root
+    # in __file__, and this runs for every import path in the config, so no per-module I/O.
+    own = f"{root}{os.sep}"
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
-        if not origin:
-            continue
-        path = Path(origin).resolve()
-        if any(path.is_relative_to(r) for r in others) and not path.is_relative_to(root):
+        if isinstance(origin, str) and origin.startswith(others) and not origin.startswith(own):
             del sys.modules[name]
 
 
