@@ -49,14 +49,12 @@ def plain_loop(ctx, settings, seed: int) -> int:
     import torch
 
     from mltest.engine import device_for
-    from mltest.project import first_batches
     from mltest.seeding import isolated_global_state
 
     device = device_for(ctx.trainer_settings)
     with isolated_global_state():
-        datamodule = ctx.project.new_datamodule(seed)
-        batches = first_batches(datamodule.train_dataloader, settings.batches, what="bench")
-        model = ctx.project.new_model(seed).to(device)
+        model, batches = ctx.project.fresh_start(seed, settings.batches)
+        model = model.to(device)
         batches = [[t.to(device) for t in batch] for batch in batches]
         optimizer = model.configure_optimizers()
 

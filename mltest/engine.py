@@ -45,6 +45,20 @@ def quiet() -> Iterator[None]:
                 logging.getLogger(name).setLevel(level)
 
 
+class FixedBatches:
+    """The same batches every epoch. A plain list would be read by Lightning as a list of
+    dataloaders, so it is wrapped in a single iterable."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
     """A Trainer with the config's `trainer:` settings, no logger, checkpoints or progress bars.
 

@@ -114,6 +114,18 @@ class Project:
             _call(getattr(datamodule, hook, None), args, f"data.class `{hook}`")
         return datamodule
 
+    def fresh_start(self, seed: int, batches: int) -> tuple[Any, list]:
+        """A fresh seeded model and the first `batches` training batches, in dataset order.
+
+        Data first, then the model, each seeded: the model's init does not depend on how
+        much randomness the data module used.
+        """
+        datamodule = self.new_datamodule(seed)
+        fixed = first_batches(
+            datamodule.train_dataloader, batches, what="data.class `train_dataloader`"
+        )
+        return self.new_model(seed), fixed
+
     def resolve(self, path: str, *, key: str) -> Any:
         """Import another object named in the config (a collate or post-processing function)."""
         return import_object(path, key=key, root=self.loaded.root)

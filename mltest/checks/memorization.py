@@ -298,38 +298,19 @@ def _details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> 
 # --- training one seed -----------------------------------------------------------------------
 
 
-class FixedBatches:
-    """The same batches every epoch. A plain list would be read by Lightning as a list of
-    dataloaders, so it is wrapped in a single iterable."""
-
-    def __init__(self, batches: list):
-        self.batches = batches
-
-    def __iter__(self):
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
 class _Stop(Exception):
     """Raised inside the fit loop to end it at once (non-finite values)."""
 
 
 def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRun, str]:
     """Fit one seeded fresh model on the fixed batches; count epochs until the target holds."""
-    from mltest.engine import device_key, make_trainer, quiet
-    from mltest.project import first_batches
+    from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import isolated_global_state
 
     started = time.perf_counter()
     result = SeedRun(seed=seed)
     with isolated_global_state(), quiet():
-        datamodule = ctx.project.new_datamodule(seed)
-        batches = first_batches(
-            datamodule.train_dataloader, settings.batches, what="data.class `train_dataloader`"
-        )
-        model = ctx.project.new_model(seed)
+        model, batches = ctx.project.fresh_start(seed, settings.batches)
         probe = _Probe(result, settings.target, batches, ctx.deadline)
         trainer = make_trainer(
             model,

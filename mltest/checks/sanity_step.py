@@ -85,19 +85,13 @@ class StepObs:
 
 def observe_step(ctx, settings, seed: int) -> StepObs:
     """Fit one step of a fresh seeded model on the first training batch and observe it."""
-    from mltest.checks.memorization import FixedBatches
-    from mltest.engine import device_key, make_trainer, quiet
-    from mltest.project import first_batches
+    from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import isolated_global_state
 
     started = time.perf_counter()
     obs = StepObs(seed=seed)
     with isolated_global_state(), quiet():
-        datamodule = ctx.project.new_datamodule(seed)
-        batches = first_batches(
-            datamodule.train_dataloader, 1, what="data.class `train_dataloader`"
-        )
-        model = ctx.project.new_model(seed)
+        model, batches = ctx.project.fresh_start(seed, 1)
         obs.model_name = type(model).__name__
         probe = _StepProbe(obs, settings)
         trainer = make_trainer(
