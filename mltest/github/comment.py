@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mltest.github.api import GitHubApi
+from mltest.render.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
+from mltest.render.markdown import render_markdown
 from mltest.report import Report, Verdict
 
-COMMENT_LIMIT = 65_536  # characters GitHub accepts in an issue comment body
 _ID_RE = re.compile(r"^[A-Za-z0-9._/+]+(-[A-Za-z0-9._/+]+)*$")
 _ICONS = {Verdict.PASS: "✅", Verdict.FAIL: "❌", Verdict.ERROR: "💥"}
 
@@ -58,7 +59,6 @@ def comment_body(
 
     The renderer shortens details to fit; a last hard cut guarantees ``max_chars``.
     """
-    from mltest.render.markdown import render_markdown  # the renderer is the lead's module
 
     if not reports:
         raise ValueError("comment_body needs at least one report")
