@@ -12,7 +12,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no complete/cancelled; read as complete
 
 
 class Status(str, Enum):
@@ -76,19 +77,28 @@ class CheckResult:
 
 @dataclass
 class Report:
-    """Results of one suite run plus the facts needed to trust and reproduce them."""
+    """Results of one suite run plus the facts needed to trust and reproduce them.
+
+    Attributes:
+        complete: False while the run is in progress (the supervisor writes report.json after
+            every check); a report left with False by a killed run reads as an error.
+        cancelled: the run was stopped by SIGINT/SIGTERM; the verdict is error.
+    """
 
     suite: str
     checks: list[CheckResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True
+    cancelled: bool = False
     schema_version: int = SCHEMA_VERSION
 
     @property
     def verdict(self) -> Verdict:
-        """error if the suite or any check could not run, else fail if any check failed."""
+        """error if the run did not finish, was cancelled, or the suite or any check could not
+        run; else fail if any check failed."""
         statuses = {c.status for c in self.checks}
-        if self.errors or Status.ERROR in statuses:
+        if not self.complete or self.cancelled or self.errors or Status.ERROR in statuses:
             return Verdict.ERROR
         if Status.FAIL in statuses:
             return Verdict.FAIL
@@ -108,7 +118,7 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(
                 f"report schema_version {version!r} is not supported "
                 f"(this mltest reads version {SCHEMA_VERSION})"
@@ -128,13 +138,15 @@ class Report:
             checks=checks,
             errors=list(data.get("errors", [])),
             metadata=dict(data.get("metadata", {})),
+            complete=bool(data.get("complete", True)),
+            cancelled=bool(data.get("cancelled", False)),
         )
 
     def write_json(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)  # never leave a half-written report behind
+        from mltest.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def read_json(cls, path: Path) -> Report:

@@ -11,6 +11,7 @@ from tests.sample_reports import mixed_report
 
 TOP_KEYS = {
     "schema_version", "suite", "verdict", "exit_code", "counts", "checks", "errors", "metadata",
+    "complete", "cancelled",
 }
 CHECK_KEYS = {
     "name", "kind", "status", "summary", "details", "hint", "notices", "metrics", "cases",
@@ -21,7 +22,7 @@ CHECK_KEYS = {
 def test_report_json_keys_are_pinned(tmp_path):
     data = mixed_report().to_dict()
     assert set(data) == TOP_KEYS
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == SCHEMA_VERSION == 2
     for check in data["checks"]:
         assert set(check) == CHECK_KEYS
         assert check["status"] in {"pass", "fail", "error", "skipped"}
@@ -60,3 +61,23 @@ def test_verdict_and_exit_code(statuses, errors, verdict):
     report.errors = errors
     assert report.verdict is verdict
     assert report.to_dict()["exit_code"] == {"pass": 0, "fail": 1, "error": 2}[verdict.value]
+
+
+@pytest.mark.parametrize(
+    ("complete", "cancelled"), [(False, False), (True, True), (False, True)]
+)
+def test_an_unfinished_or_cancelled_run_is_an_error_even_when_every_check_passed(
+    complete, cancelled
+):
+    report = Report(suite="s", checks=[], complete=complete, cancelled=cancelled)
+    report.checks = [c for c in mixed_report().checks if c.status is Status.PASS]
+    assert report.verdict is Verdict.ERROR
+    assert report.to_dict()["exit_code"] == 2
+
+
+def test_a_version_1_report_reads_as_complete():
+    data = mixed_report().to_dict()
+    data["schema_version"] = 1
+    del data["complete"], data["cancelled"]
+    again = Report.from_dict(data)
+    assert again.complete and not again.cancelled
