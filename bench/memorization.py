@@ -81,7 +81,7 @@ def plain_loop(ctx, settings, seed: int) -> int:
 
 def overhead(quick: bool) -> dict[str, Any]:
     """Section 1: per-epoch ratio and fixed setup cost, for the tiny and the medium model."""
-    from mltest.checks.memorization import train_seed
+    from mltest.checks.memorization_fit import train_seed
 
     results = {}
     for size, (_, _, (short, long)) in SIZES.items():

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from mltest.checks.base import CheckContext, CheckSettings
-from mltest.checks.sanity_step import ParamObs, StepObs, matches, observe_step
+from mltest.checks.sanity_obs import ParamObs, StepObs, matches
 from mltest.errors import ConfigError
 from mltest.report import Case, CheckResult, Status
 
@@ -81,6 +81,8 @@ ASPECTS = (
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Observe one step, judge it, compare the set of trained parameters with the baseline."""
     seed = settings.seed if settings.seed is not None else ctx.seeds[0]
+    from mltest.checks.sanity_step import observe_step  # torch: only where checks run
+
     obs = observe_step(ctx, settings, seed)
     _validate_patterns(obs, settings)
     findings = judge(obs, settings)
