@@ -4,6 +4,10 @@ Floats compare with `|got - golden| <= atol + rtol * |golden|` (NaN equals NaN, 
 only itself); integers, booleans and strings compare exactly. Names and shapes are checked both
 ways. The result says how many values moved, by how much, where the worst ones are, and for
 classifier outputs how many predicted labels (argmax over the last axis) flipped.
+
+Compared with another environment's golden (`labels_only`), a classifier output is judged on
+its labels alone: a flip counts unless the golden scores had the two labels within tolerance
+of each other (a tie that float noise may break either way).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class OutputDiff:
         exact: compared exactly (integers, booleans, strings).
         max_abs, mean_abs, max_rel, mean_rel: differences over all values (floats only).
         flipped: predicted labels that changed, for classifier outputs; else None.
+        ties: of those, flips between labels the golden scored within tolerance of each other.
+        judged_on: `values` (every value within tolerance) or `labels` (no flip but ties).
         examples: examples (first-axis rows) in the output.
         worst: the worst values, most-moved first.
     """
@@ -62,12 +68,23 @@ class OutputDiff:
     max_rel: float = 0.0
     mean_rel: float = 0.0
     flipped: int | None = None
+    ties: int = 0
+    judged_on: Literal["values", "labels"] = "values"
     examples: int = 0
     worst: list[Worst] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.problem is None and self.moved == 0
+        if self.problem is not None:
+            return False
+        if self.judged_on == "labels":
+            return self.real_flips == 0
+        return self.moved == 0
+
+    @property
+    def real_flips(self) -> int:
+        """Flipped labels that were not near-ties in the golden scores."""
+        return (self.flipped or 0) - self.ties
 
 
 @dataclass
@@ -110,6 +127,7 @@ def compare_outputs(
     per_output: Mapping[str, Tolerance] | None = None,
     task: Task = "auto",
     worst: int = 10,
+    labels_only: bool = False,
 ) -> Comparison:
     """Compare every named output; names present on one side only are reported, not skipped.
 
@@ -121,6 +139,8 @@ def compare_outputs(
         task: `classification` counts label flips on every float output of 2+ dimensions;
             `auto` only on 2-D float outputs with 2+ columns; `regression` never.
         worst: how many of the most-moved values to keep per output.
+        labels_only: judge classifier outputs on their labels only (values are still
+            measured and reported); other outputs stay judged on values.
     """
     per_output = per_output or {}
     diffs = []
@@ -131,7 +151,10 @@ def compare_outputs(
             diffs.append(OutputDiff(name, problem="produced now but not in the golden file"))
         else:
             tol = per_output.get(name, default)
-            diffs.append(compare_one(name, golden[name], got[name], tol, task, worst))
+            diff = compare_one(name, golden[name], got[name], tol, task, worst)
+            if labels_only and diff.flipped is not None:
+                diff.judged_on = "labels"
+            diffs.append(diff)
     return Comparison(diffs)
 
 
@@ -243,8 +266,22 @@ def _compare_float(name, golden, got, tol, task, examples, worst) -> OutputDiff:
             for i in moved_at[top]
         ]
     if _is_classifier(golden, task):
-        diff.flipped = int(np.count_nonzero(golden.argmax(axis=-1) != got.argmax(axis=-1)))
+        diff.flipped, diff.ties = _flips(golden, got, tol)
     return diff
+
+
+def _flips(golden: np.ndarray, got: np.ndarray, tol: Tolerance) -> tuple[int, int]:
+    """Changed argmax labels, and how many of them the golden scored as a near-tie."""
+    was, now = golden.argmax(axis=-1), got.argmax(axis=-1)
+    changed = was != now
+    flipped = int(np.count_nonzero(changed))
+    if not flipped:
+        return 0, 0
+    scores = golden[changed].astype(np.float64)
+    top = np.take_along_axis(scores, was[changed][..., None], axis=-1)[..., 0]
+    new = np.take_along_axis(scores, now[changed][..., None], axis=-1)[..., 0]
+    ties = np.count_nonzero(top - new <= tol.atol + tol.rtol * np.abs(top))
+    return flipped, int(ties)
 
 
 def _is_classifier(array: np.ndarray, task: Task) -> bool:

@@ -64,9 +64,13 @@ def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
 
     Files Lightning insists on writing go to a throwaway directory, never the user's repo.
     """
+    from mltest.seeding import determinism_mode
+
     package = lightning_package(model)
     options: dict[str, Any] = {
-        "deterministic": True,
+        # Warn-only unless the config says otherwise: Lightning's strict `True` stops every
+        # model using an op without a deterministic CUDA kernel (adaptive pooling's backward).
+        "deterministic": determinism_mode(settings),
         "log_every_n_steps": 1,
         "num_sanity_val_steps": 0,
         "limit_val_batches": 0,
@@ -85,11 +89,54 @@ def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
 
 def device_key(trainer: Any, settings: dict[str, Any]) -> str:
     """What a baseline is keyed by: device type, torch minor version and precision."""
+    return environment_key(trainer.strategy.root_device.type, settings)
+
+
+def environment_key(device_type: str, settings: dict[str, Any]) -> str:
+    """`cpu-torch2.13-32-true`: the environment baselines and goldens are kept per.
+
+    A patch release of torch, another GPU model or thread count share a key: the checks
+    tolerate their numerical noise; a new device type, torch minor or precision does not.
+    """
     import torch
 
     major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
     precision = str(settings.get("precision", "32-true"))
-    return f"{trainer.strategy.root_device.type}-torch{major_minor}-{precision}"
+    return f"{device_type}-torch{major_minor}-{precision}"
+
+
+def environment_facts(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the report's run metadata says about the numerical environment.
+
+    Call it in the worker after `seeding.prepare_process()`: on a GPU machine it initialises
+    CUDA (to read the device name).
+
+    Args:
+        settings: the config's `trainer:` settings (for the determinism mode); None: default.
+
+    Returns:
+        torch, lightning, cuda (runtime version, None without a GPU), cudnn (None without
+        one), device (GPU name, else the CPU's), precision and determinism (`warn`, `strict`
+        or `off`).
+    """
+    import platform
+
+    import pytorch_lightning
+    import torch
+
+    from mltest.seeding import describe_mode, determinism_mode
+
+    settings = settings or {}
+    gpu = torch.cuda.is_available()
+    return {
+        "torch": torch.__version__,
+        "lightning": pytorch_lightning.__version__,
+        "cuda": torch.version.cuda if gpu else None,
+        "cudnn": torch.backends.cudnn.version() if gpu else None,
+        "device": torch.cuda.get_device_name(0) if gpu else platform.processor() or "cpu",
+        "precision": str(settings.get("precision", "32-true")),
+        "determinism": describe_mode(determinism_mode(settings)),
+    }
 
 
 def device_for(settings: dict[str, Any]):

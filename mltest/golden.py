@@ -1,8 +1,10 @@
 """Golden outputs on disk, and turning model outputs (or inputs) into named arrays.
 
 A golden record is two files side by side, both safe to load and readable in review:
-`<name>.safetensors` (numeric arrays, no pickle) and `<name>.json` (format version, string
-outputs, dtypes, shapes, the input hash and where and when it was recorded).
+`<env>.safetensors` (numeric arrays, no pickle) and `<env>.json` (format version, string
+outputs, dtypes, shapes, the input hash, the measured training noise and where and when it was
+recorded). There is one record per environment (`cpu-torch2.13-32-true`), under
+`golden/<check>/`; the single `golden/<check>.*` record of the first layout is still read.
 """
 
 from __future__ import annotations
@@ -151,19 +153,26 @@ class Golden:
     metadata: dict[str, Any]
 
 
-def golden_paths(directory: Path, name: str) -> tuple[Path, Path]:
-    """The tensor file and metadata file of golden record `name`."""
-    return directory / f"{name}.safetensors", directory / f"{name}.json"
+def record_files(check: str, env_key: str) -> tuple[str, str]:
+    """The tensor and metadata files of `check`'s golden record for one environment, relative
+    to the baseline folder: `golden/<check>/<env_key>.safetensors` and `.json`."""
+    stem = f"golden/{check}/{env_key}"
+    return f"{stem}.safetensors", f"{stem}.json"
 
 
-def write_golden(
-    directory: Path, name: str, arrays: Mapping[str, Value], metadata: dict[str, Any]
-) -> list[Path]:
-    """Write the record: numbers to safetensors, strings and metadata to JSON."""
-    from safetensors.numpy import save_file
+def legacy_files(check: str) -> tuple[str, str]:
+    """The single record of the first layout (`golden/<check>.safetensors`), still read."""
+    return f"golden/{check}.safetensors", f"golden/{check}.json"
 
-    tensors_path, meta_path = golden_paths(directory, name)
-    directory.mkdir(parents=True, exist_ok=True)
+
+def encode_golden(arrays: Mapping[str, Value], metadata: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The record's two files as bytes: numbers as safetensors, strings and metadata as JSON.
+
+    Bytes, not paths: the worker that computes them never writes into the repository; the
+    baseline store stages them and the supervisor commits both.
+    """
+    from safetensors.numpy import save
+
     numeric = {k: np.ascontiguousarray(v) for k, v in arrays.items() if not isinstance(v, list)}
     strings = {k: v for k, v in arrays.items() if isinstance(v, list)}
     meta = {
@@ -172,18 +181,12 @@ def write_golden(
         "outputs": summarise(arrays),
         "strings": strings,
     }
-    # Temporary files first, so an interrupted update never leaves half a record.
-    tmp_tensors = tensors_path.with_suffix(".safetensors.tmp")
-    tmp_meta = meta_path.with_suffix(".json.tmp")
-    save_file(numeric, str(tmp_tensors))
-    tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp_tensors.replace(tensors_path)
-    tmp_meta.replace(meta_path)
-    return [tensors_path, meta_path]
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    return save(numeric), text.encode("utf-8")
 
 
-def read_golden(directory: Path, name: str, update_command: str) -> Golden | None:
-    """Read the record, or None when it was never written.
+def read_golden(tensors_path: Path, meta_path: Path, update_command: str) -> Golden | None:
+    """Read a record from its two files, or None when neither exists.
 
     Raises:
         BaselineError: a file is missing its partner, unreadable, or of another format; the
@@ -191,7 +194,6 @@ def read_golden(directory: Path, name: str, update_command: str) -> Golden | Non
     """
     from safetensors.numpy import load_file
 
-    tensors_path, meta_path = golden_paths(directory, name)
     if not tensors_path.exists() and not meta_path.exists():
         return None
     fix = f"restore it from git, or rewrite the golden outputs with `{update_command}`"

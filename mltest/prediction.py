@@ -4,6 +4,10 @@ Both `regression` and `key_examples` predict with the same model, chosen once in
 (`model_under_test:`) and built once per run (cached in the check context's `shared`).
 Prediction goes through the model's own `predict_step` in eval mode, then the optional
 post-processing function, so the code path under test is the one users ship.
+
+A model under test trained on the CPU trains with one torch thread, whatever the machine or
+the user's code set: the order of floating-point sums depends on the thread count, and a few
+epochs amplify that into output differences a regression check would flag as a change.
 """
 
 from __future__ import annotations
@@ -16,13 +20,29 @@ from mltest.checks.base import CheckContext
 from mltest.errors import CheckFailed, ProjectError
 
 _CACHE_KEY = "model_under_test"
+_OPS_KEY = "model_under_test.nondeterministic"
+TRAINING_THREADS = 1  # canonical: the same sums on every CPU machine
+PERTURBED_THREADS = 2  # the harmless change a noise measurement re-trains with
 
 
 def model_under_test(ctx: CheckContext) -> Any:
     """The configured model, on its device, in eval mode; built on first use, then shared."""
     if _CACHE_KEY not in ctx.shared:
-        ctx.shared[_CACHE_KEY] = _build(ctx)
+        ctx.shared[_CACHE_KEY], ctx.shared[_OPS_KEY] = _build(ctx)
     return ctx.shared[_CACHE_KEY]
+
+
+def training_ops(ctx: CheckContext) -> set[str]:
+    """Ops without a deterministic kernel that building the model under test ran."""
+    return set(ctx.shared.get(_OPS_KEY, ()))
+
+
+def retrained_with_other_sums(ctx: CheckContext) -> Any:
+    """The model under test trained again, as a harmless change would: another CPU thread
+    count, or on CUDA cuDNN's benchmarked (non-deterministic) algorithms. How far its outputs
+    move from the model's measures the training's numerical noise. Not cached."""
+    module, _ = _build(ctx, perturbed=True)
+    return module
 
 
 def postprocess_fn(ctx: CheckContext) -> Callable[[Any], Any] | None:
@@ -49,23 +69,31 @@ def predict(module: Any, batches: Iterable, postprocess: Callable | None = None)
     return outputs
 
 
-def _build(ctx: CheckContext) -> Any:
+def _build(ctx: CheckContext, *, perturbed: bool = False) -> tuple[Any, set[str]]:
+    """The model, and the ops without a deterministic kernel its training ran."""
+    import torch
+
     from mltest.engine import device_for, make_trainer, quiet
-    from mltest.seeding import isolated_global_state
+    from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
     spec = ctx.loaded.config.model_under_test
-    with isolated_global_state(), quiet():
+    mode = determinism_mode(ctx.trainer_settings)
+    with isolated_global_state(), quiet(), watch_determinism(mode) as watch:
         if spec.source == "train":  # data first, so model init does not depend on it
             datamodule = ctx.project.new_datamodule(spec.seed)
         module = ctx.project.new_model(spec.seed)
         if spec.source == "checkpoint":
             _load_weights(module, ctx.loaded.root / spec.checkpoint, spec.checkpoint)
         elif spec.source == "train":
-            trainer = make_trainer(module, ctx.trainer_settings, max_epochs=spec.epochs)
+            other = {"deterministic": False, "benchmark": True} if perturbed else {}
+            trainer = make_trainer(module, ctx.trainer_settings, max_epochs=spec.epochs, **other)
+            if trainer.strategy.root_device.type == "cpu":
+                # After the model's __init__, which may have set its own count.
+                torch.set_num_threads(PERTURBED_THREADS if perturbed else TRAINING_THREADS)
             trainer.fit(module, datamodule=datamodule)
     module.to(device_for(ctx.trainer_settings))
     module.eval()
-    return module
+    return module, watch.ops
 
 
 def _load_weights(module: Any, path: Path, shown: str) -> None:

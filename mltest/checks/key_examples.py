@@ -85,8 +85,13 @@ class TagStat:
 
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Load, predict, judge and compare the passing set with the baseline."""
-    from mltest.prediction import model_under_test, postprocess_fn, predict
-    from mltest.seeding import isolated_global_state
+    from mltest.prediction import model_under_test, postprocess_fn, predict, training_ops
+    from mltest.seeding import (
+        determinism_mode,
+        isolated_global_state,
+        nondeterminism_notice,
+        watch_determinism,
+    )
 
     key = f"checks.{ctx.name}"
     examples = load_examples(
@@ -95,7 +100,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     collate = ctx.project.resolve(settings.collate, key=f"{key}.collate")
     module = model_under_test(ctx)
     post = postprocess_fn(ctx)
-    with isolated_global_state():
+    mode = determinism_mode(ctx.trainer_settings)
+    with isolated_global_state(), watch_determinism(mode) as watch:
         raw = predict(module, _batches(ctx, examples, collate, settings, key), post)
     preds = Predictions.from_outputs(raw, settings.labels, len(examples))
     outcomes = judge(examples, preds)
@@ -110,6 +116,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     status, summary, hint, notices = decide(
         outcomes, stats, baseline, baseline_key, env_key, settings, ctx.update_command
     )
+    unstable = nondeterminism_notice(training_ops(ctx) | watch.ops)
+    notices += [unstable] if unstable else []
     unused = sorted(set(settings.tag_failure_rates) - {t.tag for t in stats})
     if unused:  # most likely a typo, which would silently leave the default rate in force
         notices.append(f"{key}.tag_failure_rates names tag(s) no example has: "
@@ -576,14 +584,10 @@ def _details(outcomes: list[Outcome], stats: list[TagStat], settings: Settings) 
 
 def _env_key(ctx: CheckContext) -> str:
     """Same shape as the other checks' keys: device type, torch minor version, precision."""
-    import torch
-
-    from mltest.engine import device_for
+    from mltest.engine import device_for, environment_key
 
     settings = ctx.trainer_settings
-    major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
-    device = device_for(settings).type
-    return f"{device}-torch{major_minor}-{settings.get('precision', '32-true')}"
+    return environment_key(device_for(settings).type, settings)
 
 
 def _baseline(ctx: CheckContext, env_key: str) -> tuple[dict | None, str | None]:

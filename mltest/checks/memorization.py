@@ -94,6 +94,7 @@ class SeedRun:
     final_loss: float | None = None
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    nondeterministic: list[str] = field(default_factory=list)  # ops without such a kernel
 
     @property
     def problem(self) -> str | None:
@@ -126,6 +127,11 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         status, summary, hint, notices = _record(ctx, settings, runs, median, env_key, baseline)
     if parallel_notice:
         notices = [*notices, parallel_notice]
+    from mltest.seeding import nondeterminism_notice
+
+    unstable = nondeterminism_notice(op for r in runs for op in r.nondeterministic)
+    if unstable:
+        notices = [*notices, unstable]
     return CheckResult(
         name=ctx.name,
         kind=KIND,

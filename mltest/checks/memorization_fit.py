@@ -20,11 +20,12 @@ class _Stop(Exception):
 def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRun, str]:
     """Fit one seeded fresh model on the fixed batches; count epochs until the target holds."""
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
-    from mltest.seeding import isolated_global_state
+    from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
     started = time.perf_counter()
     result = SeedRun(seed=seed)
-    with isolated_global_state(), quiet():
+    mode = determinism_mode(ctx.trainer_settings)
+    with isolated_global_state(), quiet(), watch_determinism(mode) as watch:
         model, batches = ctx.project.fresh_start(seed, settings.batches)
         probe = _Probe(result, settings.target, batches, ctx.deadline)
         trainer = make_trainer(
@@ -36,6 +37,7 @@ def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRu
         )
         with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
             trainer.fit(model, train_dataloaders=FixedBatches(batches))
+    result.nondeterministic = sorted(watch.ops)
     result.seconds = time.perf_counter() - started
     return result, device_key(trainer, ctx.trainer_settings)
 

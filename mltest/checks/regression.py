@@ -11,7 +11,7 @@ from a changed model (same inputs, outputs moved).
 
 from __future__ import annotations
 
-import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from mltest.checks.base import CheckContext, CheckSettings
 from mltest.config import Strict
-from mltest.errors import ConfigError
+from mltest.errors import BaselineError, ConfigError
 from mltest.report import Case, CheckResult, Status
 
 KIND = "regression"
@@ -79,6 +79,14 @@ class OutputTolerance(Strict):
     atol: float | None = Field(None, ge=0)
 
 
+class CrossEnvironment(Strict):
+    """Tolerance for non-classifier float outputs compared with another environment's golden
+    (classifier outputs are judged on their labels there)."""
+
+    rtol: float = Field(1e-2, ge=0)
+    atol: float = Field(1e-3, ge=0)
+
+
 class Settings(CheckSettings):
     """`checks.regression` in mltest.yaml."""
 
@@ -93,15 +101,27 @@ class Settings(CheckSettings):
         "auto", description="classification: count argmax label flips on float outputs"
     )
     worst: int = Field(10, ge=1, le=200, description="rows in the worst-examples table")
+    cross_environment: CrossEnvironment = Field(default_factory=lambda: CrossEnvironment())
+    calibrate: bool = Field(
+        True,
+        description="source train: at baseline update, train once more with other float sums "
+        "and widen atol to 4x how far the outputs moved",
+    )
 
 
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Predict the fixed inputs (the first batch twice, for determinism); compare with or
-    record the golden outputs."""
+    record the golden outputs of this environment (else another's, on decisions only)."""
     from mltest.compare import compare_outputs
-    from mltest.golden import content_hash, flatten_batches, read_golden, summarise
-    from mltest.prediction import model_under_test, postprocess_fn, predict
-    from mltest.seeding import isolated_global_state, seed_all
+    from mltest.golden import content_hash, flatten_batches, summarise
+    from mltest.prediction import model_under_test, postprocess_fn, predict, training_ops
+    from mltest.seeding import (
+        determinism_mode,
+        isolated_global_state,
+        nondeterminism_notice,
+        seed_all,
+        watch_determinism,
+    )
 
     spec = ctx.loaded.config.model_under_test
     inputs = _load_inputs(ctx, settings)
@@ -110,7 +130,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     module = model_under_test(ctx)
     postprocess = postprocess_fn(ctx)
     ctx.deadline.check()
-    with isolated_global_state():
+    mode = determinism_mode(ctx.trainer_settings)
+    with isolated_global_state(), watch_determinism(mode) as watch:
         # Seeded once, not per run: randomness left on at inference must show as a difference.
         seed_all(spec.seed)
         outputs = predict(module, inputs.batches, postprocess)
@@ -118,11 +139,11 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         # Randomness left on at inference shows on any batch: predicting the first one again
         # is enough, and keeps the check's cost close to a single prediction pass.
         again = predict(module, inputs.batches[:1], postprocess)
+    unstable = nondeterminism_notice(training_ops(ctx) | watch.ops)
     first = flatten_batches(outputs, _OUTPUTS)
     first_batch = flatten_batches(outputs[:1], _OUTPUTS)
     second = flatten_batches(again, _OUTPUTS)
-    default, per_output = _tolerances(settings, first)
-    compare = dict(default=default, per_output=per_output, task=settings.task, worst=settings.worst)
+    _check_per_output(settings, first)
     env = _environment(module, ctx)
     command = f"{ctx.update_command} --check {ctx.name}"
     base = dict(name=ctx.name, kind=KIND)
@@ -135,7 +156,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         "atol": settings.atol,
     }
 
-    rerun = compare_outputs(first_batch, second, **compare)
+    tolerances = _tolerances(settings, first, noise={}, cross=False)
+    rerun = compare_outputs(first_batch, second, per_output=tolerances, task=settings.task)
     if not rerun.ok:
         return CheckResult(
             **base,
@@ -148,24 +170,40 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             hint="predict_step must be deterministic in eval mode: look for dropout applied "
             "with training=True (`F.dropout(x, training=True)`), a module switched back to "
             "train mode in predict_step, or sampling without a fixed seed.",
+            notices=[unstable] if unstable else [],
             details=_details(inputs.description, rerun, "first run", "second run"),
             metrics={**metrics, "deterministic": False, **_output_metrics(rerun)},
         )
 
-    directory = ctx.loaded.baseline_dir / "golden"
     if ctx.update_baselines:
-        return _record(ctx, directory, first, input_arrays, input_hash, inputs, env, base, metrics)
+        from mltest.checks.regression_record import record
 
-    golden = read_golden(directory, ctx.name, command)
+        result = record(ctx, settings, first, input_arrays, input_hash, inputs, env, metrics)
+        result.notices = [*result.notices, *([unstable] if unstable else [])]
+        return result
+
+    golden = find_golden(ctx, env["key"], command)
     if golden is None:
         return CheckResult(
             **base,
             status=Status.FAIL,
-            summary=f"no golden outputs recorded yet ({_shown(directory, ctx)} is empty)",
+            summary=f"no golden outputs recorded yet (none for {env['key']} or any other "
+            "environment)",
             hint=f"Record them with `{command}` and commit the files it writes.",
+            notices=[unstable] if unstable else [],
             metrics=metrics,
         )
-    comparison = compare_outputs(golden.arrays, first, **compare)
+    cross = golden.key != env["key"]
+    noise = golden.metadata.get("noise") or {}
+    tolerances = _tolerances(settings, first, noise=noise, cross=cross)
+    comparison = compare_outputs(
+        golden.arrays,
+        first,
+        per_output=tolerances,
+        task=settings.task,
+        worst=settings.worst,
+        labels_only=cross,
+    )
     golden_inputs = golden.metadata.get("inputs", {})
     status, summary, hint, notices = decide(
         comparison,
@@ -174,7 +212,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         env_golden=golden.metadata.get("environment", {}),
         update_command=command,
         spec_change=_spec_change(golden.metadata.get("model_under_test", {}), ctx),
+        golden_key=golden.key,
     )
+    if status is Status.PASS:
+        notices += _noise_notices(settings, noise, tolerances)
     details = _details(inputs.description, comparison, "golden", "got")
     if golden_inputs.get("hash") != input_hash:
         details = _input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
@@ -183,12 +224,14 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         status=status,
         summary=summary,
         hint=hint,
-        notices=notices,
+        notices=[*notices, *([unstable] if unstable else [])],
         details=details,
         metrics={
             **metrics,
+            "golden_key": golden.key,
             "golden_input_hash": golden_inputs.get("hash"),
             "golden_environment": golden.metadata.get("environment", {}),
+            "tolerances": {n: {"rtol": t.rtol, "atol": t.atol} for n, t in tolerances.items()},
             **_output_metrics(comparison),
         },
         cases=[
@@ -199,6 +242,71 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
 
 
 _OUTPUTS = "predict_step outputs (after post-processing)"
+NOISE_MARGIN = 4.0  # measured training noise is one sample of it: allow this many times more
+
+
+def find_golden(ctx: CheckContext, env_key: str, update_command: str):
+    """This environment's golden record, else the closest other environment's, else None.
+
+    Closest: the same device type (a torch minor upgrade) before another device, then the most
+    recently recorded. A record of the first, single-file layout counts for the environment
+    its metadata names.
+
+    Returns:
+        A `KeyedGolden` (the record and the environment key it belongs to), or None.
+    """
+    from mltest.golden import legacy_files, read_golden, record_files
+
+    def load(files: tuple[str, str]):
+        tensors, meta = (ctx.baselines.read_path(f) for f in files)
+        return read_golden(tensors, meta, update_command)
+
+    keys = ctx.baselines.keys(ctx.name)
+    if env_key in keys:
+        golden = load(record_files(ctx.name, env_key))
+        if golden is None:
+            raise BaselineError(
+                f"baselines.json lists golden outputs of `{ctx.name}` for {env_key}, but "
+                f"{record_files(ctx.name, env_key)[0]} is missing; restore it from git or "
+                f"run `{update_command}`"
+            )
+        return KeyedGolden(golden.arrays, golden.metadata, env_key)
+    legacy = load(legacy_files(ctx.name))
+    if legacy is not None and key_of(legacy.metadata.get("environment", {})) == env_key:
+        return KeyedGolden(legacy.arrays, legacy.metadata, env_key)
+    device = env_key.split("-", 1)[0]
+    others = sorted(
+        keys,
+        key=lambda k: (
+            k.split("-", 1)[0] == device,
+            str((ctx.baselines.get(ctx.name, k) or {}).get("recorded", "")),
+        ),
+        reverse=True,
+    )
+    for other in others:
+        golden = load(record_files(ctx.name, other))
+        if golden is not None:
+            return KeyedGolden(golden.arrays, golden.metadata, other)
+    if legacy is not None:
+        return KeyedGolden(legacy.arrays, legacy.metadata, key_of(legacy.metadata["environment"]))
+    return None
+
+
+@dataclass
+class KeyedGolden:
+    """A golden record and the environment it was recorded in."""
+
+    arrays: dict[str, Any]
+    metadata: dict[str, Any]
+    key: str
+
+
+def key_of(environment: dict[str, Any]) -> str:
+    """The environment key of a golden record's `environment` metadata."""
+    if environment.get("key"):
+        return str(environment["key"])
+    minor = ".".join(str(environment.get("torch", "?")).split("+")[0].split(".")[:2])
+    return f"{environment.get('device', 'cpu')}-torch{minor}-{environment.get('precision')}"
 
 
 def decide(
@@ -209,6 +317,7 @@ def decide(
     env_golden: dict[str, Any],
     update_command: str,
     spec_change: str = "",
+    golden_key: str | None = None,
 ) -> tuple[Status, str, str, list[str]]:
     """The verdict, the sentence a person reads, what to do next, and notices.
 
@@ -218,8 +327,12 @@ def decide(
         env_now, env_golden: device, torch and lightning versions of this run and the golden.
         update_command: the command that rewrites the golden outputs.
         spec_change: how `model_under_test` differs from the golden's, in words, or "".
+        golden_key: the environment the golden belongs to; another than `env_now["key"]`
+            means no golden exists here and only decisions were compared.
     """
     intended = f"If the change is intended, run `{update_command}` and commit the golden files."
+    env_key = env_now.get("key")
+    cross = golden_key is not None and golden_key != env_key
     moved = _moved_sentence(comparison)
     if inputs_changed:
         outcome = (
@@ -250,6 +363,17 @@ def decide(
             if spec_change
             else "the model, its weights or the post-processing changed"
         )
+        if cross:
+            return (
+                Status.FAIL,
+                f"{moved} on unchanged inputs, compared with the {golden_key} golden (none is "
+                f"recorded for {env_key}): more than float noise between environments; {why}",
+                "Only decisions (predicted labels, exact outputs, values within the "
+                "cross-environment tolerance) were compared, so this is a real change: a "
+                "shifted label map, changed post-processing or a changed model. "
+                f"{intended}",
+                [],
+            )
         return (
             Status.FAIL,
             f"{moved} on unchanged inputs: {why}",
@@ -257,6 +381,12 @@ def decide(
             f"post-processing moves every example, a model change moves values. {intended}",
             [],
         )
+    if cross:
+        return Status.PASS, _cross_summary(comparison, golden_key), "", [
+            f"no golden outputs are recorded for {env_key}: compared decisions with the "
+            f"{golden_key} golden; record this environment's with `{update_command}` and "
+            "commit the files"
+        ]
     notices = []
     differs = [
         f"{key} {env_golden.get(key)} → {env_now.get(key)}"
@@ -277,6 +407,26 @@ def decide(
     )
 
 
+def _cross_summary(comparison: Any, golden_key: str) -> str:
+    """What matched another environment's golden: labels, exact outputs, loose values."""
+    labels = [d for d in comparison.outputs if d.judged_on == "labels"]
+    parts = []
+    if labels:
+        examples = max(d.examples for d in labels)
+        ties = sum(d.ties for d in labels)
+        tie_note = f" ({ties} near-tie(s) flipped, within float noise)" if ties else ""
+        parts.append(f"predicted labels of {examples} examples match{tie_note}")
+    exact = [d for d in comparison.outputs if d.exact]
+    if exact:
+        parts.append(f"{sum(d.total for d in exact)} exact output values match")
+    loose = [d for d in comparison.outputs if d.judged_on == "values" and not d.exact]
+    if loose:
+        parts.append(
+            f"{sum(d.total for d in loose)} values within the cross-environment tolerance"
+        )
+    return f"{'; '.join(parts) or 'outputs match'} (compared with the {golden_key} golden)"
+
+
 def _spec_change(recorded: dict[str, Any], ctx: CheckContext) -> str:
     """How the config's `model_under_test` differs from the one the golden was recorded with."""
     now = ctx.loaded.config.model_under_test.model_dump(exclude_none=True)
@@ -291,6 +441,16 @@ def _spec_change(recorded: dict[str, Any], ctx: CheckContext) -> str:
 def _moved_sentence(comparison: Any) -> str:
     if comparison.problems:
         return f"the outputs changed layout ({'; '.join(comparison.problems)})"
+    by_labels = [d for d in comparison.outputs if d.judged_on == "labels" and not d.ok]
+    if by_labels:
+        flips = sum(d.real_flips for d in by_labels)
+        examples = max(d.examples for d in by_labels)
+        text = f"{flips} predicted label(s) of {examples} examples flipped"
+        others = [d for d in comparison.moved_outputs if d.judged_on == "values"]
+        if others:
+            moved = sum(d.moved for d in others)
+            text += f" and {moved} other output value(s) moved beyond tolerance"
+        return text
     text = (
         f"{comparison.moved} of {comparison.total} output values "
         f"({_pct(comparison.moved, comparison.total)}) moved beyond tolerance"
@@ -324,85 +484,70 @@ def _load_inputs(ctx: CheckContext, settings: Settings):
         return from_datamodule(datamodule, spec.examples, settings.batch_size, spec.dataloader)
 
 
-def _tolerances(settings: Settings, outputs: dict[str, Any]):
-    from mltest.compare import Tolerance
-
-    default = Tolerance(rtol=settings.rtol, atol=settings.atol)
+def _check_per_output(settings: Settings, outputs: dict[str, Any]) -> None:
+    """A tolerance for an output that does not exist is most likely a typo: say so."""
     unknown = sorted(set(settings.per_output) - set(outputs))
     if unknown:
         raise ConfigError(
             f"checks.regression.per_output: no output named {', '.join(map(repr, unknown))}; "
             f"the outputs are {', '.join(map(repr, sorted(outputs)))}"
         )
-    per_output = {
-        name: Tolerance(
-            rtol=tol.rtol if tol.rtol is not None else default.rtol,
-            atol=tol.atol if tol.atol is not None else default.atol,
-        )
-        for name, tol in settings.per_output.items()
+
+
+def _tolerances(
+    settings: Settings, outputs: dict[str, Any], *, noise: dict[str, float], cross: bool
+) -> dict[str, Any]:
+    """Each output's tolerance: the configured one, widened to the cross-environment one when
+    comparing with another environment's golden, and to NOISE_MARGIN times the training noise
+    measured when the golden was recorded."""
+    from mltest.compare import Tolerance
+
+    tolerances = {}
+    for name in outputs:
+        own = settings.per_output.get(name, OutputTolerance())
+        rtol = own.rtol if own.rtol is not None else settings.rtol
+        atol = own.atol if own.atol is not None else settings.atol
+        if cross:
+            rtol = max(rtol, settings.cross_environment.rtol)
+            atol = max(atol, settings.cross_environment.atol)
+        atol = max(atol, NOISE_MARGIN * float(noise.get(name, 0.0)))
+        tolerances[name] = Tolerance(rtol=rtol, atol=atol)
+    return tolerances
+
+
+def _noise_notices(settings: Settings, noise: dict[str, float], tolerances: dict) -> list[str]:
+    """Say where measured training noise, not the configured atol, set the tolerance: a noisy
+    model under test makes the check coarser, and the user should know by how much."""
+    widened = {
+        name: tol.atol
+        for name, tol in tolerances.items()
+        if tol.atol > settings.atol and tol.atol == NOISE_MARGIN * float(noise.get(name, 0.0))
     }
-    return default, per_output
+    if not widened:
+        return []
+    parts = ", ".join(f"`{n}` atol {a:.3g}" for n, a in sorted(widened.items()))
+    return [
+        f"the trained model under test is numerically noisy (two harmless re-trainings at "
+        f"baseline update differed by up to {max(noise.values()):.3g}), so values are compared "
+        f"with {parts}; more `model_under_test.epochs` or a checkpoint make the check finer"
+    ]
 
 
 def _environment(module: Any, ctx: CheckContext) -> dict[str, Any]:
     import pytorch_lightning
     import torch
 
+    from mltest.engine import environment_key
+
     param = next(module.parameters(), None)
+    device = param.device.type if param is not None else "cpu"
     return {
-        "device": param.device.type if param is not None else "cpu",
+        "key": environment_key(device, ctx.trainer_settings),
+        "device": device,
         "torch": torch.__version__,
         "lightning": pytorch_lightning.__version__,
         "precision": str(ctx.trainer_settings.get("precision", "32-true")),
     }
-
-
-def _shown(directory: Path, ctx: CheckContext) -> str:
-    try:
-        return str(directory.relative_to(Path.cwd()))
-    except ValueError:
-        return str(directory)
-
-
-def _record(ctx, directory, outputs, input_arrays, input_hash, inputs, env, base, metrics):
-    """Under `mltest baseline update`: write the golden record, saying what it replaces."""
-    from mltest.compare import compare_outputs
-    from mltest.errors import BaselineError
-    from mltest.golden import read_golden, summarise, write_golden
-
-    try:
-        previous = read_golden(directory, ctx.name, "")
-    except BaselineError:
-        previous = None  # a damaged record is what an update repairs
-    spec = ctx.loaded.config.model_under_test
-    write_golden(
-        directory,
-        ctx.name,
-        outputs,
-        {
-            "recorded": datetime.date.today().isoformat(),
-            "environment": env,
-            "model_under_test": spec.model_dump(exclude_none=True),
-            "inputs": {
-                "description": inputs.description,
-                "examples": inputs.examples,
-                "hash": input_hash,
-                "arrays": summarise(input_arrays),
-            },
-        },
-    )
-    values = sum(len(v) if isinstance(v, list) else v.size for v in outputs.values())
-    was = ""
-    if previous is not None:
-        change = compare_outputs(previous.arrays, outputs)
-        was = "; unchanged" if change.ok else f"; was different ({_moved_sentence(change)})"
-    return CheckResult(
-        **base,
-        status=Status.PASS,
-        summary=f"golden outputs recorded: {len(outputs)} output(s), {values} values for "
-        f"{inputs.examples} examples in {_shown(directory, ctx)}{was}",
-        metrics=metrics,
-    )
 
 
 def _case_message(diff: Any) -> str:
@@ -428,6 +573,8 @@ def _output_metrics(comparison: Any) -> dict[str, Any]:
                 "max_rel": d.max_rel,
                 "mean_rel": d.mean_rel,
                 "flipped": d.flipped,
+                "ties": d.ties,
+                "judged_on": d.judged_on,
             }
             for d in comparison.outputs
         },

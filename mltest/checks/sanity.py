@@ -87,6 +87,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     _validate_patterns(obs, settings)
     findings = judge(obs, settings)
     notices = _notices(obs, settings)
+    from mltest.seeding import nondeterminism_notice
+
+    unstable = nondeterminism_notice(obs.nondeterministic)
+    notices += [unstable] if unstable else []
     baseline, baseline_key = _baseline(ctx, obs.env_key)
     if ctx.update_baselines:
         status, summary, hint = _record(ctx, obs, findings, baseline)

@@ -66,6 +66,7 @@ class StepObs:
     batch_size: int | None = None
     dependence: dict[int, list[int]] | None = None  # output i -> inputs j != i it depends on
     seconds: float = 0.0
+    nondeterministic: list[str] = field(default_factory=list)  # ops without such a kernel
 
 
 def matches(name: str, patterns: list[str]) -> bool:

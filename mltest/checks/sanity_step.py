@@ -24,11 +24,12 @@ _NORM_TYPES = (torch.nn.modules.batchnorm._NormBase,)
 def observe_step(ctx, settings, seed: int) -> StepObs:
     """Fit one step of a fresh seeded model on the first training batch and observe it."""
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
-    from mltest.seeding import isolated_global_state
+    from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
     started = time.perf_counter()
     obs = StepObs(seed=seed)
-    with isolated_global_state(), quiet():
+    mode = determinism_mode(ctx.trainer_settings)
+    with isolated_global_state(), quiet(), watch_determinism(mode) as watch:
         model, batches = ctx.project.fresh_start(seed, 1)
         obs.model_name = type(model).__name__
         probe = _StepProbe(obs, settings)
@@ -48,6 +49,7 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
                 "checks.sanity: the training step never ran (Lightning skipped the batch: "
                 "does `training_step` return None, or `on_train_batch_start` return -1?)"
             )
+    obs.nondeterministic = sorted(watch.ops)
     obs.env_key = device_key(trainer, ctx.trainer_settings)
     obs.seconds = time.perf_counter() - started
     return obs
