@@ -2,6 +2,10 @@
 
 Validation happens before anything trains. Every error names the file, the line, the key path,
 what was received and what is allowed; an unknown key gets the nearest valid name.
+
+The file comes from the pull request, so it is read defensively (`mltest.config_yaml`: size
+cap, strict UTF-8, no anchors or aliases, bounded nesting, no duplicate keys) and numbers are
+strict (no `true` for 1), finite and within sane ranges (`Strict`).
 """
 
 from __future__ import annotations
@@ -13,17 +17,19 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from mltest.config_yaml import read_yaml
 from mltest.errors import ConfigError
+from mltest.files import UnsafePathError, ensure_inside, find_repo_root
 
 # Built-in checks, in the order they run: name -> module holding `Settings` and `run`.
 CHECK_MODULES: dict[str, str] = {
@@ -35,11 +41,69 @@ CHECK_MODULES: dict[str, str] = {
 
 DEFAULT_CONFIG = "mltest.yaml"
 
+# Limits on values: far above any sensible setting, low enough that a typo or a hostile pull
+# request cannot make mltest allocate or loop without end (file limits: mltest.config_yaml).
+MAX_INT = 1_000_000  # for integer settings that declare no upper bound of their own
+SEED_RANGE = (0, 2**32 - 1)  # what numpy and Lightning accept as a seed
+MAX_SEEDS = 100  # every seed is a training run
+
 
 class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
+    """Base for every config section, including every check's `Settings`.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    Unknown keys are errors and values are immutable. Numbers are strict: `true` is not 1 (an
+    int is still accepted where a float is expected), NaN and infinity are refused. Integers
+    without a bound of their own are capped at `MAX_INT`; a setting named `seed` or `seeds`
+    holds seeds in `SEED_RANGE`, at most `MAX_SEEDS` of them.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, strict=True, allow_inf_nan=False
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_lists_as_tuples(cls, data: Any) -> Any:
+        # Strict mode wants a tuple for a tuple field; YAML only has lists.
+        if not isinstance(data, dict):
+            return data
+        fixed = dict(data)
+        for name, field in cls.model_fields.items():
+            for key in {name, field.alias} & fixed.keys():
+                if isinstance(fixed[key], list) and _is_tuple(field.annotation):
+                    fixed[key] = tuple(fixed[key])
+        return fixed
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _sane_size(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name
+        if name in ("seed", "seeds") and value is not None:
+            seeds = value if isinstance(value, list) else [value]
+            if len(seeds) > MAX_SEEDS:
+                raise ValueError(
+                    f"{len(seeds)} seeds is too many (each is a training run); allowed "
+                    f"1..{MAX_SEEDS} seeds"
+                )
+            low, high = SEED_RANGE
+            for seed in seeds:
+                if not low <= seed <= high:
+                    raise ValueError(
+                        f"seed {seed} is out of range; allowed {low}..{high} (what numpy and "
+                        "Lightning accept)"
+                    )
+        elif type(value) is int and abs(value) > MAX_INT:
+            # Field(le=..) / Field(ge=..) arrive as metadata objects with an `le` / `ge`.
+            bounds = {
+                k: getattr(m, k)
+                for m in cls.model_fields[name].metadata
+                for k in ("ge", "le", "lt")
+                if getattr(m, k, None) is not None
+            }
+            if "le" not in bounds and "lt" not in bounds:
+                low = bounds.get("ge", -MAX_INT)
+                raise ValueError(f"{value} is out of range; allowed {low}..{MAX_INT}")
+        return value
 
 
 class Component(Strict):
@@ -89,7 +153,7 @@ class Config(Strict):
     data: Component
     trainer: dict[str, Any] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    baseline_dir: str = ".mltest"
+    baseline_dir: str = Field(".mltest", description="written by mltest; inside the repository")
     model_under_test: ModelUnderTest = Field(default_factory=ModelUnderTest)
     checks: dict[str, Any] = Field(default_factory=dict)
 
@@ -114,13 +178,17 @@ class LoadedConfig:
         root: its directory; import paths and relative files resolve against it.
         config: the validated top-level settings.
         checks: name -> validated settings of each configured check, in run order.
+        lines: key path (a tuple) -> 1-based line in the file, for messages.
     """
 
-    def __init__(self, path: Path, config: Config, checks: dict[str, Any]):
+    def __init__(
+        self, path: Path, config: Config, checks: dict[str, Any], lines: dict | None = None
+    ):
         self.path = path
         self.root = path.parent
         self.config = config
         self.checks = checks
+        self.lines = lines or {}
 
     @property
     def baseline_dir(self) -> Path:
@@ -147,15 +215,7 @@ def load_config(path: Path | str) -> LoadedConfig:
             f"{path}: config file not found; create it (see README, 'Configuration') "
             f"or pass --config PATH"
         )
-    text = path.read_text(encoding="utf-8")
-    try:
-        lines = _key_lines(yaml.compose(text))
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+    data, lines = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
 
@@ -179,26 +239,47 @@ def load_config(path: Path | str) -> LoadedConfig:
         try:
             checks[name] = settings_cls.model_validate(raw if raw is not None else {})
         except ValidationError as exc:
+            raise ConfigError(_describe(path, exc, settings_cls, lines, ("checks", name))) from exc
+    return LoadedConfig(path.resolve(), config, checks, lines)
+
+
+def check_write_paths(loaded: LoadedConfig, *, allow_outside: bool) -> dict[str, Path]:
+    """Refuse config paths that mltest writes to when they lead out of the repository.
+
+    The repository is the git top-level that holds the config (found by walking up to a
+    `.git`), or the config's own folder outside git. Symbolic links are followed before the
+    test, so a link in the repository that points elsewhere is refused too. A path inside
+    `.git` is refused even when `allow_outside` is set: a file there can become a hook that
+    later jobs on the runner execute.
+
+    `allow_outside` comes from the command line (`--allow-outside-repo`), never from the
+    config: the config is part of the pull request under test, so a key in it would let the
+    pull request grant itself the exception. The supervisor calls this before any worker
+    starts and should use the returned paths, already resolved, for its writes.
+
+    Returns:
+        Setting name (e.g. `baseline_dir`) -> resolved path.
+
+    Raises:
+        ConfigError: naming the file, line, key, the value, where it resolves, and the fix.
+    """
+    root = find_repo_root(loaded.root)
+    written = {"baseline_dir": (loaded.config.baseline_dir, loaded.baseline_dir)}
+    resolved: dict[str, Path] = {}
+    for key, (value, path) in written.items():
+        where = f"{loaded.path}:{loaded.lines.get((key,), '?')}: `{key}` ({value!r})"
+        try:
+            target = path.resolve() if allow_outside else ensure_inside(path, root, what=where)
+        except UnsafePathError as exc:
+            raise ConfigError(str(exc)) from exc
+        git_dir = root / ".git"
+        if target == git_dir or target.is_relative_to(git_dir):
             raise ConfigError(
-                _describe(path, exc, settings_cls, lines, ("checks", name))
-            ) from exc
-    return LoadedConfig(path.resolve(), config, checks)
-
-
-def _key_lines(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
-    """Map each key path in the YAML document to its 1-based line number."""
-    found: dict[tuple, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = (*prefix, key.value)
-            found[path] = key.start_mark.line + 1
-            found.update(_key_lines(value, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            path = (*prefix, index)
-            found[path] = item.start_mark.line + 1
-            found.update(_key_lines(item, path))
-    return found
+                f"{where}: resolves to {target}, inside the repository's .git folder; mltest "
+                "never writes there. Use a folder such as `.mltest`"
+            )
+        resolved[key] = target
+    return resolved
 
 
 def _describe(
@@ -222,10 +303,26 @@ def _describe(
             messages.append(f"{where}: `{key}` is required but missing; add it")
         else:
             got = error.get("input")
-            shown = "" if isinstance(got, dict) else f", got {got!r}"
+            shown = "" if isinstance(got, dict) else f", got {_show(got)}"
             reason = error["msg"].removeprefix("Value error, ")
+            if isinstance(got, bool) and kind in ("int_type", "float_type"):
+                reason = "expected a number, not a boolean; write the number itself"
+            elif kind == "finite_number":
+                reason = "NaN and infinity are not allowed; write a finite number"
             messages.append(f"{where}: `{key}`: {reason}{shown}")
     return "\n".join(messages)
+
+
+def _show(value: Any) -> str:
+    """A received value as the user wrote it in YAML, cut short when long."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown):,} characters)"
+
+
+def _is_tuple(annotation: Any) -> bool:
+    return typing.get_origin(_unwrap(annotation)) is tuple
 
 
 def _nearest_line(lines: dict, loc: tuple) -> int | None:

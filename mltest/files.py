@@ -187,6 +187,20 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
+def find_repo_root(start: Path | str) -> Path:
+    """The git top-level holding `start` (the nearest folder up with a `.git`), else `start`.
+
+    `.git` may be a folder or, in worktrees and submodules, a file; both count. Not asking
+    `git` itself keeps this free of a subprocess and of git's own config, which the pull
+    request's checkout could influence.
+    """
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
 def ensure_inside(path: Path | str, root: Path | str, *, what: str) -> Path:
     """`path` resolved, if it lies inside `root` (symlinks followed); else UnsafePathError.
 
