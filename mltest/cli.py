@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 from mltest import __version__
 
-EXIT_CODES = "exit codes: 0 all checks passed, 1 a check failed, 2 the suite could not run"
+EXIT_CODES = (
+    "exit codes: 0 all checks passed, 1 a check failed, 2 the suite could not run completely "
+    "(bad config, import error, a check that errored or ran out of time, or the run was "
+    "cancelled by SIGINT/SIGTERM)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +65,36 @@ def _suite_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only this check (repeatable): memorization, sanity, regression, key_examples",
     )
+    parser.add_argument(
+        "--max-time",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="time budget for the whole suite; the check running when it ends is an error",
+    )
+    parser.add_argument(
+        "--pass-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let the model code see this environment variable (repeatable); by default it "
+        "sees only an allow-list (PATH, HOME, locale, CUDA_*, ...) and never a token",
+    )
+    parser.add_argument(
+        "--allow-outside-repo",
+        action="store_true",
+        help="allow baseline_dir to resolve outside the config's repository (a command-line "
+        "flag, so a pull request that edits the config cannot grant it to itself)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,7 +107,7 @@ def _baseline_update(args: argparse.Namespace) -> int:
 
 def _suite(args: argparse.Namespace, *, update: bool) -> int:
     from mltest.render.console import check_line, closing
-    from mltest.runner import run_suite
+    from mltest.supervisor import run_suite
 
     colour = sys.stdout.isatty()
     mode = "recording baselines" if update else "running checks"
@@ -83,6 +118,9 @@ def _suite(args: argparse.Namespace, *, update: bool) -> int:
         update_baselines=update,
         only=args.check,
         on_result=lambda result: _say(check_line(result, colour=colour)),
+        max_time_s=args.max_time,
+        allow_outside_repo=args.allow_outside_repo,
+        pass_env=args.pass_env,
     )
     _say(closing(report, args.report_dir, colour=colour))
     if update and report.verdict.exit_code == 0:

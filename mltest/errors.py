@@ -1,9 +1,11 @@
 """The one small exception hierarchy. Messages name the file, key or check and say what to do."""
 
+import sysconfig
 import traceback
 from pathlib import Path
 
 _LIBRARY_DIRS = ("torch", "lightning", "pytorch_lightning", "mltest", "site-packages")
+_STDLIB = sysconfig.get_paths()["stdlib"]
 
 
 class MltestError(Exception):
@@ -47,6 +49,13 @@ def describe(exc: BaseException) -> str:
 def user_frame(exc: BaseException) -> str:
     """` (at file.py:12 in fn)` for the innermost frame outside torch, Lightning and mltest."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if not any(f"/{part}/" in frame.filename for part in _LIBRARY_DIRS):
+        if is_user_file(frame.filename):
             return f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
     return ""
+
+
+def is_user_file(filename: str) -> bool:
+    """Whether a frame's file is the user's: not torch, Lightning, mltest or the stdlib."""
+    if filename.startswith(_STDLIB):
+        return False
+    return not any(f"/{part}/" in filename for part in _LIBRARY_DIRS)

@@ -74,6 +74,20 @@ class CheckResult:
     cases: list[Case] = field(default_factory=list)
     duration_s: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=_json_default))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        """Rebuild a result from its JSON form (raises KeyError/TypeError/ValueError if bad)."""
+        return cls(
+            **{
+                **data,
+                "status": Status(data["status"]),
+                "cases": [Case(**{**k, "status": Status(k["status"])}) for k in data["cases"]],
+            }
+        )
+
 
 @dataclass
 class Report:
@@ -123,16 +137,7 @@ class Report:
                 f"report schema_version {version!r} is not supported "
                 f"(this mltest reads version {SCHEMA_VERSION})"
             )
-        checks = [
-            CheckResult(
-                **{
-                    **c,
-                    "status": Status(c["status"]),
-                    "cases": [Case(**{**k, "status": Status(k["status"])}) for k in c["cases"]],
-                }
-            )
-            for c in data["checks"]
-        ]
+        checks = [CheckResult.from_dict(c) for c in data["checks"]]
         return cls(
             suite=data["suite"],
             checks=checks,

@@ -1,0 +1,448 @@
+"""The supervisor: the process that decides. It never imports the user's code.
+
+It validates the config, starts a worker process (without secrets) that runs the checks, takes
+each result as it streams in, enforces the time budgets by stopping the worker, handles
+SIGINT/SIGTERM, commits the baselines the worker staged, and alone writes the report. A worker
+that ends, hangs or crashes gives an ERROR for the check it was running, and the remaining
+checks go on in a fresh worker: the verdict can only be PASS when every configured check
+reported a pass to this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mltest import __version__
+from mltest.channel import ChannelError, Job
+from mltest.errors import MltestError
+from mltest.report import CheckResult, Report, Status
+from mltest.worker_handle import (
+    WorkerProcess,
+    read_stack,
+    user_frame_in_stack,
+    worker_environment,
+)
+
+ResultHook = Callable[[CheckResult], None]
+_TIMEOUT_GRACE_S = 1.0  # past the budget, so the worker's own (gentler) timeout can come first
+_FACT_KEYS = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def run_suite(
+    config_path: Path | str,
+    report_dir: Path | str,
+    *,
+    update_baselines: bool = False,
+    only: list[str] | None = None,
+    on_result: ResultHook | None = None,
+    metadata: dict[str, Any] | None = None,
+    max_time_s: float | None = None,
+    allow_outside_repo: bool = False,
+    pass_env: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Report:
+    """Run every configured check in a worker process and write report.json, .md and junit.xml.
+
+    Args:
+        config_path: the mltest.yaml.
+        report_dir: where the report files go (created if missing).
+        update_baselines: record baselines instead of comparing with them.
+        only: run just these checks (others are reported as skipped).
+        on_result: called with each result as soon as it is known (console progress).
+        metadata: facts about the run that only the caller knows (PR number, run link).
+        max_time_s: a budget for the whole suite; the check running when it ends is an error.
+        allow_outside_repo: let baselines be written outside the config's repository.
+        pass_env: names of extra environment variables the worker may see.
+        environ: the environment the worker's is filtered from (default: this process's).
+
+    Returns:
+        The report. Its verdict's exit code is what CI should exit with.
+    """
+    run = _SuiteRun(
+        Path(config_path),
+        Path(report_dir),
+        update_baselines=update_baselines,
+        only=only,
+        on_result=on_result,
+        metadata=metadata or {},
+        max_time_s=max_time_s,
+        allow_outside_repo=allow_outside_repo,
+        worker_env=worker_environment(os.environ if environ is None else environ, pass_env),
+    )
+    return run.run()
+
+
+class _SuiteRun:
+    """One `run_suite` call: the plan, the workers it starts and the report it writes."""
+
+    def __init__(self, config_path: Path, report_dir: Path, **options: Any):
+        self.config_path = config_path
+        self.report_dir = report_dir
+        self.options = options
+        self.on_result: ResultHook | None = options["on_result"]
+        self.report = Report(
+            suite=suite_name_from_file(config_path),
+            metadata={**_metadata(config_path), **options["metadata"]},
+            complete=False,
+        )
+        self.cancel = _Cancellation()
+        self.suite_deadline = math.inf
+        self.order: list[str] = []  # every check, in run order
+        self.skipped: dict[str, str] = {}  # check -> why it does not run
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        protect_from_other_processes()
+        if self.options["max_time_s"]:
+            self.suite_deadline = started + self.options["max_time_s"]
+        _remove_stale_outputs(self.report_dir)
+        self._save(final=False)
+        with self.cancel, tempfile.TemporaryDirectory(prefix="mltest-run-") as scratch:
+            try:
+                plan, loaded = self._plan()
+            except MltestError as exc:
+                self.report.errors.append(str(exc))
+            else:
+                self._run_plan(plan, loaded, Path(scratch))
+        self.report.cancelled = self.cancel.signal is not None
+        self.report.metadata["duration_s"] = round(time.monotonic() - started, 3)
+        self.report.complete = True
+        self._save(final=True)
+        return self.report
+
+    # --- what to run --------------------------------------------------------------------------
+
+    def _plan(self) -> tuple[list[tuple[str, Any, str]], Any]:
+        """(check, settings, why skipped) in run order, validated before anything starts."""
+        from mltest.config import CHECK_MODULES, check_write_paths, load_config
+
+        loaded = load_config(self.config_path)
+        self.report.suite = loaded.config.suite
+        self.report.metadata["seeds"] = list(loaded.config.seeds)
+        check_write_paths(loaded, allow_outside=self.options["allow_outside_repo"])
+        only = self.options["only"]
+        if only:
+            unknown = sorted(set(only) - set(CHECK_MODULES))
+            if unknown:
+                raise MltestError(
+                    f"--check {', '.join(unknown)}: no such check; known: "
+                    f"{', '.join(CHECK_MODULES)}"
+                )
+        plan = []
+        for name in CHECK_MODULES:
+            settings = loaded.checks.get(name)
+            why = ""
+            if settings is None:
+                why = "not configured"
+            elif only and name not in only:
+                why = "not selected with --check"
+            plan.append((name, settings, why))
+        return plan, loaded
+
+    def _run_plan(self, plan, loaded, scratch: Path) -> None:
+        budgets = {name: settings.time_budget_s for name, settings, why in plan if not why}
+        pending = [name for name, _, why in plan if not why]
+        self.skipped = {name: why for name, _, why in plan if why}
+        self.order = [name for name, _, _ in plan]
+        staging = scratch / "staging"
+        while pending and self.cancel.signal is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            job = Job(
+                config=str(self.config_path.resolve()),
+                checks=list(pending),
+                update_baselines=self.options["update_baselines"],
+                staging=str(staging),
+                stack_file=str(scratch / f"stack-{len(pending)}.txt"),
+            )
+            worker = WorkerProcess(job, self.options["worker_env"])
+            try:
+                self._drive(worker, pending, budgets, loaded, staging)
+            finally:
+                worker.stop()
+        if self.cancel.signal is not None:
+            for name in pending:
+                self._add(_result(name, Status.SKIPPED, f"not run: {self._cancelled_by()}"))
+            pending.clear()
+        self._emit_skipped(upto=None)
+
+    # --- one worker -------------------------------------------------------------------------
+
+    def _drive(self, worker, pending, budgets, loaded, staging) -> None:
+        """Feed results from `worker` into the report until it is done, dies or is stopped."""
+        current: str | None = None
+        check_deadline = math.inf
+        while True:
+            if self.cancel.signal is not None:
+                worker.stop("cancelled")
+                if current:
+                    pending.remove(current)
+                    self._add(_result(current, Status.ERROR, f"{current}: {self._cancelled_by()}"))
+                return
+            try:
+                messages, state = worker.messages(min(check_deadline, self.suite_deadline))
+            except ChannelError as exc:
+                worker.stop("protocol")
+                bad = f"sent a bad message ({exc})"
+                self._worker_lost(worker, current or pending[0], pending, bad)
+                return
+            for message in messages:
+                kind = message["type"]
+                if kind == "facts":
+                    self.report.metadata.update(_facts(message.get("facts")))
+                elif kind == "start":
+                    current = message.get("check")
+                    if not pending or current != pending[0]:
+                        worker.stop("protocol")
+                        bad = f"started {current!r} out of turn"
+                        self._worker_lost(worker, pending[0], pending, bad)
+                        return
+                    check_deadline = time.monotonic() + budgets[current] + _TIMEOUT_GRACE_S
+                elif kind == "result":
+                    try:
+                        result = CheckResult.from_dict(message["result"])
+                    except (KeyError, TypeError, ValueError) as exc:
+                        worker.stop("protocol")
+                        self._worker_lost(
+                            worker, current or pending[0], pending, f"sent a bad result ({exc})"
+                        )
+                        return
+                    if current is None:
+                        worker.stop("protocol")
+                        self._worker_lost(worker, pending[0], pending, "sent a result out of turn")
+                        return
+                    result.name = result.kind = current  # the worker cannot rename a check
+                    self._commit(staging, result, loaded)
+                    pending.remove(current)
+                    self._add(result)
+                    current, check_deadline = None, math.inf
+                elif kind == "suite_error":
+                    worker.stop("suite error")
+                    self.report.errors.append(str(message.get("message", ""))[:4000])
+                    pending.clear()
+                    return
+                elif kind == "done":
+                    worker.stop("done")
+                    if pending:
+                        self._worker_lost(worker, pending[0], pending, "said it was done too early")
+                    return
+            if state == "closed":
+                how = worker.how_it_ended()
+                worker.stop()
+                if pending:
+                    self._worker_lost(worker, current or pending[0], pending, how, stack=True)
+                return
+            if state == "timeout":
+                self._stop_for_time(worker, current, pending, budgets, check_deadline)
+                return
+
+    def _stop_for_time(self, worker, current, pending, budgets, check_deadline) -> None:
+        stack = worker.stack()
+        suite_ran_out = self.suite_deadline <= check_deadline
+        worker.stop("time budget")
+        name = current or pending[0]
+        where = user_frame_in_stack(stack)
+        at = f" (it was at {where})" if where else ""
+        if suite_ran_out:
+            summary = (
+                f"{name}: stopped because the suite's time budget of "
+                f"{self.options['max_time_s']:g} s (--max-time) ran out{at}; raise --max-time "
+                "or make the checks cheaper"
+            )
+        else:
+            summary = (
+                f"check `{name}` ran past its time budget of {budgets[name]:g} s "
+                f"(checks.{name}.time_budget_s) and was stopped{at}; raise the budget, or find "
+                "what blocks (a dataloader deadlock, a hung collective, a sleep)"
+            )
+        pending.remove(name)
+        self._add(_result(name, Status.ERROR, summary, details=_stack_details(stack)))
+        if suite_ran_out:
+            for other in list(pending):
+                pending.remove(other)
+                self._add(_result(other, Status.SKIPPED, "not run: --max-time ran out"))
+
+    def _worker_lost(self, worker, name: str, pending: list[str], how: str, stack=False) -> None:
+        """ERROR for `name`: the worker ended (or misbehaved) while it was that check's turn."""
+        text = read_stack(Path(worker.job.stack_file)) if stack else ""
+        where = user_frame_in_stack(text) if text else ""
+        at = f" at {where}" if where else ""
+        summary = (
+            f"{name}: the worker process that runs the model code {how} during this check{at}; "
+            "mltest never ends a worker mid-check, so the model code (or native code it called) "
+            "did. The remaining checks ran in a fresh worker"
+        )
+        pending.remove(name)
+        self._add(_result(name, Status.ERROR, summary, details=_stack_details(text)))
+
+    # --- results and files --------------------------------------------------------------------
+
+    def _commit(self, staging: Path, result: CheckResult, loaded) -> None:
+        """Move what the worker staged for this check into the baseline folder (atomically)."""
+        from mltest.baselines import commit_staged
+        from mltest.config import check_write_paths
+
+        try:  # checked again: in host mode the worker could have swapped in a link meanwhile
+            target = check_write_paths(loaded, allow_outside=self.options["allow_outside_repo"])
+            written = commit_staged(staging, target["baseline_dir"])
+        except MltestError as exc:
+            result.status = Status.ERROR
+            result.summary = f"{result.name}: its baselines could not be written: {exc}"
+        else:
+            if written:
+                result.metrics.setdefault("baseline_files", [str(p) for p in written])
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+
+    def _add(self, result: CheckResult) -> None:
+        """Append a result (after the skipped checks that come before it) and save."""
+        if result.name not in self.skipped:
+            self._emit_skipped(upto=result.name)
+        self.report.checks.append(result)
+        self._save(final=False)  # nothing computed is lost
+        if self.on_result:
+            self.on_result(result)
+
+    def _emit_skipped(self, upto: str | None) -> None:
+        """Report skipped checks that come before `upto` in run order (all, when None)."""
+        done = {c.name for c in self.report.checks}
+        for name in self.order:
+            if name == upto:
+                return
+            if name in self.skipped and name not in done:
+                self._add(_result(name, Status.SKIPPED, self.skipped[name]))
+
+    def _cancelled_by(self) -> str:
+        return f"the run was cancelled ({self.cancel.signal})"
+
+    def _save(self, *, final: bool) -> None:
+        write_report(self.report, self.report_dir, json_only=not final)
+
+
+def _result(name: str, status: Status, summary: str, details: str = "") -> CheckResult:
+    return CheckResult(name=name, kind=name, status=status, summary=summary, details=details)
+
+
+def _stack_details(stack: str) -> str:
+    if not stack:
+        return ""
+    return "Python stacks of the worker when it was stopped:\n\n```\n" + stack + "\n```"
+
+
+def write_report(report: Report, report_dir: Path, *, json_only: bool = False) -> None:
+    """Write report.json and, unless json_only, report.md and junit.xml (each atomically)."""
+    from mltest.files import atomic_write_text
+    from mltest.render.junit import render_junit
+    from mltest.render.markdown import render_markdown
+
+    report.write_json(report_dir / "report.json")
+    if not json_only:
+        atomic_write_text(report_dir / "report.md", render_markdown(report))
+        atomic_write_text(report_dir / "junit.xml", render_junit(report))
+
+
+def _remove_stale_outputs(report_dir: Path) -> None:
+    """A report.md or junit.xml from an earlier run must never pass for this run's."""
+    for name in ("report.md", "junit.xml"):
+        with contextlib.suppress(FileNotFoundError):
+            (report_dir / name).unlink()
+
+
+def suite_name_from_file(config_path: Path) -> str:
+    """The `suite:` value read from the raw file, without parsing YAML.
+
+    Used while the config cannot (yet) be validated, so that a broken config still reports
+    under its suite's name and updates that suite's PR comment, not a new one.
+    """
+    try:
+        raw = config_path.read_bytes()[:1_000_000].decode("utf-8", errors="replace")
+    except OSError:
+        return "mltest"
+    match = re.search(r"^suite[ \t]*:[ \t]*(['\"]?)([^'\"#\n]+?)\1[ \t]*(#.*)?$", raw, re.M)
+    return match.group(2).strip() if match else "mltest"
+
+
+def protect_from_other_processes() -> None:
+    """Make this process non-dumpable (Linux): processes of the same user, such as the worker,
+    can then no longer read its environment or memory under /proc, where a token may live."""
+    if platform.system() != "Linux":
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+class _Cancellation:
+    """SIGINT/SIGTERM handlers for the run (main thread only): record the signal; the run loop
+    stops the worker and writes the final report."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Cancellation:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal = signal.Signals(signum).name
+
+
+def _facts(facts: Any) -> dict[str, Any]:
+    """The worker's facts (versions, device), kept only as short scalars under plain keys."""
+    if not isinstance(facts, dict):
+        return {}
+    kept = {}
+    for key, value in facts.items():
+        if isinstance(key, str) and _FACT_KEYS.match(key):
+            if isinstance(value, str):
+                kept[key] = value[:200]
+            elif value is None or isinstance(value, (bool, int, float)):
+                kept[key] = value
+    return kept
+
+
+def _metadata(config_path: Path) -> dict[str, Any]:
+    return {
+        "mltest": __version__,
+        "config": str(config_path),
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        **_git(config_path.resolve().parent),
+    }
+
+
+def _git(directory: Path) -> dict[str, Any]:
+    """Commit and branch when the config lives in a git checkout; nothing otherwise."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=directory, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    return {"git_sha": git("rev-parse", "HEAD"), "git_branch": git("branch", "--show-current")}

@@ -1,0 +1,158 @@
+"""The worker: the only process that imports and runs the user's code.
+
+Started by the supervisor as `python -m mltest.worker` with an environment that holds no
+secret, it reads its `Job` from stdin, runs the checks in order and streams each result back
+on the pipe named by `MLTEST_CHANNEL_FD`. It never writes reports, baselines or goldens: files
+the checks record go to a staging folder that the supervisor commits.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from mltest.channel import Job, Sender
+from mltest.errors import CheckFailed, MltestError, ProjectError, describe, user_frame
+from mltest.report import CheckResult, Status
+
+CHANNEL_FD_ENV = "MLTEST_CHANNEL_FD"
+
+
+def main() -> int:
+    _die_with_parent()
+    job = Job.from_json(sys.stdin.read())
+    sender = Sender(int(os.environ.pop(CHANNEL_FD_ENV)))
+    stacks = open(job.stack_file, "w", encoding="utf-8")  # noqa: SIM115 (lives with the process)
+    faulthandler.enable(file=stacks, all_threads=True)  # segfaults leave their stack here
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)  # asked on timeouts
+
+    from mltest.seeding import prepare_process
+
+    prepare_process()  # determinism settings that must precede CUDA's start
+    run_checks(job, sender)
+    sender.send("done")
+    return 0
+
+
+def run_checks(job: Job, sender: Sender) -> None:
+    """Send the environment's facts, then run `job.checks` in order: `start`, `result` each."""
+    from mltest.baselines import BaselineStore
+    from mltest.checks.base import CheckContext, Deadline
+    from mltest.config import CHECK_MODULES, load_config
+    from mltest.engine import environment_facts
+
+    loaded = load_config(job.config)  # validated by the supervisor already; cheap
+    sender.send("facts", facts=environment_facts(loaded.config.trainer))
+    baselines = BaselineStore(loaded.baseline_dir, staging=_path(job.staging))
+    project = None
+    shared: dict[str, Any] = {}
+    for name in job.checks:
+        sender.send("start", check=name)
+        settings = loaded.checks[name]
+        started = time.perf_counter()
+        if project is None:
+            try:
+                project = _load_project(loaded)
+            except MltestError as exc:  # nothing can run: the supervisor reports a suite error
+                sender.send("suite_error", message=str(exc))
+                return
+        ctx = CheckContext(
+            name=name,
+            loaded=loaded,
+            project=project,
+            baselines=baselines,
+            update_baselines=job.update_baselines,
+            deadline=Deadline(name, settings.time_budget_s),
+            shared=shared,
+        )
+        result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
+        result.duration_s = round(time.perf_counter() - started, 3)
+        sender.send("result", result=result.to_dict())
+
+
+def run_one(module, ctx, settings) -> CheckResult:
+    """Run one check; anything it raises becomes an error result that names the check.
+
+    `SystemExit` and `KeyboardInterrupt` from the model code are caught too: ending the
+    process is not a way to pass.
+    """
+    try:
+        return module.run(ctx, settings)
+    except CheckFailed as exc:
+        return CheckResult(
+            ctx.name, ctx.name, Status.FAIL, exc.summary, details=exc.details, hint=exc.hint
+        )
+    except MltestError as exc:
+        return CheckResult(ctx.name, ctx.name, Status.ERROR, f"{ctx.name}: {exc}")
+    except SystemExit as exc:
+        return _error(
+            ctx.name,
+            exc,
+            f"the model code tried to end the process with sys.exit({exc.code!r}){user_frame(exc)}",
+            "Remove the exit from the model code: mltest decides when the run ends.",
+        )
+    except Exception as exc:  # the user's code raised: report it, keep the other checks going
+        return _error(ctx.name, exc, f"the model code raised {describe(exc)}", _advice(exc))
+
+
+def _error(name: str, exc: BaseException, what: str, hint: str) -> CheckResult:
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return CheckResult(
+        name,
+        name,
+        Status.ERROR,
+        f"{name}: {what}",
+        details="```\n" + "".join(frames[-6:]).strip() + "\n```",
+        hint=hint,
+    )
+
+
+def _advice(exc: BaseException) -> str:
+    text = str(exc)
+    if "deterministic" in text and "use_deterministic_algorithms" in text:
+        return (
+            "This op has no deterministic kernel on this device. Set `trainer.deterministic: "
+            "warn` in the config (the default) to run it with a notice, or `false`."
+        )
+    return "Fix the exception; the traceback's last frames are in the details."
+
+
+def _load_project(loaded):
+    from mltest.project import Project
+
+    try:
+        return Project(loaded)
+    except SystemExit as exc:  # an import that ends the process is a broken project
+        raise ProjectError(
+            f"importing the model or data module called sys.exit({exc.code!r}){user_frame(exc)}; "
+            "remove the exit: mltest decides when the run ends"
+        ) from exc
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker if the supervisor dies (even by SIGKILL), so no
+    orphan keeps running the model code on the runner."""
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PDEATHSIG
+        if os.getppid() == 1:  # the parent was already gone before the call
+            os._exit(1)
+
+
+def _path(text: str):
+    from pathlib import Path
+
+    return Path(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The supervisor's handle on one worker process: start it without secrets, read its messages
+against a deadline, take its Python stack, stop it, and say in words how it ended."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mltest.channel import ChannelError, Job, Receiver
+from mltest.worker import CHANNEL_FD_ENV
+
+# The worker's environment is built from this allow-list, never by removing known secrets.
+_PASS_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "PWD",
+        "TMPDIR", "TEMP", "TMP", "CI", "PYTHONPATH", "PYTHONHASHSEED", "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS", "PYTHONIOENCODING", "PYTHONUTF8",
+        "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "LD_LIBRARY_PATH",
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE", "NUMEXPR_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG",
+    }
+)  # fmt: skip
+_PASS_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "CUDNN_", "NCCL_", "TORCH_", "PYTORCH_", "XDG_")
+# Even an allowed prefix never carries a name that looks like a credential.
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH|(^|_)KEY($|_)|APIKEY",
+    re.IGNORECASE,
+)
+STOP_GRACE_S = 3.0  # between SIGTERM and SIGKILL (Lightning catches SIGTERM and carries on)
+
+
+def worker_environment(source: Mapping[str, str], passed: Iterable[str] = ()) -> dict[str, str]:
+    """The environment a worker gets: allowed names from `source`, plus names the caller
+    passes on purpose (`--pass-env`); nothing else, so no token of any name reaches user code.
+    """
+    env = {
+        name: value
+        for name, value in source.items()
+        if (name in _PASS_NAMES or name.startswith(_PASS_PREFIXES))
+        and not _SECRET_NAME.search(name)
+    }
+    for name in passed:
+        if name in source:
+            env[name] = source[name]
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerProcess:
+    """One running worker. Messages come from `messages(until)`; `stop()` ends it for sure."""
+
+    def __init__(self, job: Job, env: dict[str, str], cwd: Path | None = None):
+        self.job = job
+        read_fd, write_fd = os.pipe()
+        self._receiver = Receiver()
+        self._read = os.fdopen(read_fd, "rb", buffering=0)
+        self.stopped_by: str | None = None  # why the supervisor stopped it, if it did
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mltest.worker"],
+            stdin=subprocess.PIPE,
+            env={**env, CHANNEL_FD_ENV: str(write_fd)},
+            cwd=cwd,
+            pass_fds=(write_fd,),
+            start_new_session=True,  # its own process group: stop() reaches its children too
+        )
+        os.close(write_fd)
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(job.to_json().encode())
+            self.process.stdin.close()
+        except BrokenPipeError:  # it died at once; the empty channel says so
+            pass
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._read, selectors.EVENT_READ)
+        self._closed = False
+
+    def messages(self, until: float, poll_s: float = 0.2) -> tuple[list[dict[str, Any]], str]:
+        """Messages that arrived by `until` (monotonic time), or within one poll.
+
+        Returns:
+            (messages, state): state is `open`, `closed` (the worker closed its end: it has
+            ended or is ending), or `timeout` (`until` passed).
+
+        Raises:
+            ChannelError: it sent something that is not a protocol message.
+        """
+        if self._closed:
+            return [], "closed"
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return [], "timeout"
+        if not self._selector.select(min(remaining, poll_s)):
+            return [], "open"
+        data = self._read.read(1 << 20)
+        if not data:
+            self._closed = True
+            return self._receiver.feed(b"\n"), "closed"
+        return self._receiver.feed(data), "open"
+
+    def stack(self, wait_s: float = 1.0) -> str:
+        """The worker's Python stacks, dumped by faulthandler on SIGUSR1 (best effort)."""
+        path = Path(self.job.stack_file)
+        before = _size(path)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _size(path) == before:
+            time.sleep(0.05)
+        time.sleep(0.1)  # let it finish writing all threads
+        return read_stack(path)[-4000:]
+
+    def stop(self, why: str | None = None) -> None:
+        """SIGTERM to the worker's process group, SIGKILL after a grace period; then reap it."""
+        if why and self.stopped_by is None:
+            self.stopped_by = why
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(STOP_GRACE_S)
+        _signal_group(self.process.pid, signal.SIGKILL)  # children left behind, too
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self._selector.close()
+        self._read.close()
+        self._closed = True
+
+    def how_it_ended(self) -> str:
+        """`exited with code 0`, `was killed by SIGKILL (...)`: for error messages."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        return describe_exit(self.process.returncode)
+
+
+def describe_exit(code: int | None) -> str:
+    """A worker's return code in words, with the usual cause of each signal."""
+    if code is None:
+        return "stopped answering"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    causes = {
+        "SIGKILL": "often the kernel's out-of-memory killer; check `dmesg`, use less memory",
+        "SIGSEGV": "a segmentation fault in native code",
+        "SIGABRT": "native code aborted",
+        "SIGBUS": "a bus error in native code, often a too small /dev/shm in Docker",
+    }
+    cause = causes.get(name)
+    return f"was killed by {name}" + (f" ({cause})" if cause else "")
+
+
+def read_stack(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def user_frame_in_stack(stack: str) -> str:
+    """`model.py:12 in training_step`: the innermost frame outside torch, Lightning, mltest."""
+    from mltest.errors import is_user_file
+
+    pattern = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<fn>\S+)')
+    # faulthandler prints one block per thread, innermost frame first; the thread that took
+    # the signal (the main thread, where checks run) is marked "Current thread".
+    blocks = stack.split("\n\n")
+    main = next((b for b in blocks if "Current thread" in b), blocks[0])
+    for match in pattern.finditer(main):
+        if is_user_file(match["file"]):
+            return f"{Path(match['file']).name}:{match['line']} in {match['fn']}"
+    return ""
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+__all__ = ["ChannelError", "WorkerProcess", "describe_exit", "worker_environment"]
