@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mltest.github.api import GitHubApi
+from mltest.render import safe
 from mltest.render.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
-from mltest.render.markdown import render_markdown
+from mltest.render.markdown import render_markdown, truncate
 from mltest.report import Report, Verdict
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._/+]+(-[A-Za-z0-9._/+]+)*$")
@@ -76,15 +77,12 @@ def comment_body(
 
 
 def fit(body: str, max_chars: int, run_url: str | None) -> str:
-    """Cut ``body`` to ``max_chars``, close open ``<details>`` and say where the rest is."""
+    """Cut ``body`` to ``max_chars``, close open fences and ``<details>``, say where the rest is."""
     if len(body) <= max_chars:
         return body
     where = f"the [workflow run]({run_url})" if run_url else "the job summary and report.json"
     note = f"\n\n> ✂️ Shortened to fit GitHub's {max_chars:,}-character limit; see {where}.\n"
-    cut = body[: max_chars - len(note) - 200]
-    unclosed = cut.count("<details") - cut.count("</details>")
-    closing = "\n</details>" * max(unclosed, 0)
-    return (cut + closing + note)[:max_chars]
+    return truncate(body, max_chars, note)
 
 
 def _overview(reports: Sequence[Report], run_url: str | None) -> str:
@@ -97,7 +95,7 @@ def _overview(reports: Sequence[Report], run_url: str | None) -> str:
     ]
     for r in reports:
         c = r.counts
-        name = r.suite.replace("|", "\\|")
+        name = safe.cell(r.suite)
         lines.append(
             f"| {name} | {_ICONS[r.verdict]} {r.verdict.value} | {c['pass']} | {c['fail']} "
             f"| {c['error'] + len(r.errors)} |"

@@ -1,7 +1,12 @@
-"""The Markdown body used for the PR comment, the job summary and report.md."""
+"""The Markdown body used for the PR comment, the job summary and report.md.
+
+Every string taken from the report passes through `mltest.render.safe` on its way in: the
+report comes from the process that ran the pull request's code.
+"""
 
 from __future__ import annotations
 
+from mltest.render import safe
 from mltest.report import CheckResult, Report, Status, Verdict
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -12,6 +17,8 @@ HEADLINES = {
     Verdict.FAIL: "❌ mltest: checks failed",
     Verdict.ERROR: "💥 mltest: the suite could not run completely",
 }
+CANCELLED = "💥 mltest: the run was cancelled"
+UNFINISHED = "💥 mltest: the run did not finish"
 SHORTENED = (
     "\n\n_Details were shortened to fit GitHub's size limit; the full report is in {where}._"
 )
@@ -28,12 +35,12 @@ def render_markdown(
     When the body would be longer than `max_chars`, each check's details are cut (largest
     first) and the body says so, pointing at the run for the full report.
     """
-    details = {c.name: c.details for c in report.checks}
+    details = [str(c.details or "") for c in report.checks]  # by position: names may repeat
     body = _compose(report, details, run_url, shortened=False)
     while len(body) > max_chars:
-        longest = max(details, key=lambda name: len(details[name]), default=None)
+        longest = max(range(len(details)), key=lambda i: len(details[i]), default=None)
         if longest is None or not details[longest]:
-            return body[: max_chars - 20] + "\n\n_(truncated)_\n"
+            return truncate(body, max_chars, "\n\n_(truncated)_\n")
         excess = len(body) - max_chars + len(SHORTENED) + 200
         keep = max(0, len(details[longest]) - max(excess, len(details[longest]) // 2))
         details[longest] = _cut(details[longest], keep)
@@ -41,41 +48,89 @@ def render_markdown(
     return body
 
 
-def _compose(report: Report, details: dict[str, str], run_url: str | None, shortened: bool) -> str:
+def truncate(body: str, max_chars: int, note: str) -> str:
+    """Cut ``body`` at a line end so that it and ``note`` fit in ``max_chars``.
+
+    A fenced block or ``<details>`` the cut leaves open is closed first, so the note (and
+    anything after the body) renders as text, outside them.
+    """
+    cut = body[: max(0, max_chars - len(note) - 200)]
+    cut = cut[: cut.rfind("\n") + 1]  # a whole line: never half a tag or a fence
+    closing = safe.open_fence(cut)
+    if closing:
+        cut += closing + "\n"
+    lines = cut.splitlines()
+    unclosed = sum(x.startswith("<details") for x in lines) - lines.count("</details>")
+    cut += "\n</details>\n" * max(unclosed, 0)
+    return (cut + note)[:max_chars]
+
+
+def headline(report: Report) -> str:
+    """The verdict in words; a cancelled or unfinished run says so rather than a generic error."""
+    if report.cancelled:
+        return CANCELLED
+    if not report.complete:
+        return UNFINISHED
+    return HEADLINES[report.verdict]
+
+
+def _compose(report: Report, details: list[str], run_url: str | None, shortened: bool) -> str:
     counts = report.counts
-    parts = [f"## {HEADLINES[report.verdict]} — `{report.suite}`", ""]
+    suite = safe.code(report.suite)
+    parts = [f"## {headline(report)}" + (f" — {suite}" if suite else ""), ""]
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     parts.append(f"{tally or 'no checks ran'}{_context_line(report, run_url)}")
     parts.append("")
+    if report.cancelled or not report.complete:
+        parts += [f"> {_STOPPED[report.cancelled]}", ""]
     for error in report.errors:
-        parts += [f"> **Error:** {_one_line(error)}", ""]
+        parts += _error(error)
     if report.checks:
         parts += ["| check | status | summary |", "|---|---|---|"]
         for check in report.checks:
             icon = ICONS[check.status]
             parts.append(
-                f"| {check.name} | {icon} {check.status.value} | {_cell(check.summary)} |"
+                f"| {safe.cell(check.name)} | {icon} {check.status.value} "
+                f"| {safe.cell(check.summary)} |"
             )
         parts.append("")
-    for check in report.checks:
-        parts += _section(check, details.get(check.name, ""))
+    for check, text in zip(report.checks, details, strict=True):
+        parts += _section(check, text)
     if shortened:
         parts.append(SHORTENED.format(where=f"[the run]({run_url})" if run_url else "report.json"))
     return "\n".join(parts).rstrip() + "\n"
 
 
+_STOPPED = {
+    True: "The run was cancelled before every check finished; the results below are partial.",
+    False: "The run ended before every check finished (it was killed or crashed); the results "
+    "below are partial.",
+}
+
+
+def _error(error: str) -> list[str]:
+    """A suite error: its first line quoted, and all of it verbatim when it has more lines."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    lines = [f"> **Error:** {safe.inline(first)}", ""]
+    if safe.one_line(text) != safe.one_line(first):
+        lines += [safe.fenced(text), ""]
+    return lines
+
+
 def _section(check: CheckResult, details: str) -> list[str]:
     lines = []
+    name = safe.inline(check.name)
     if check.status in (Status.FAIL, Status.ERROR) and check.hint:
-        lines += [f"**{check.name}: what to do** — {check.hint}", ""]
+        lines += [f"**{name}: what to do** — {safe.inline(check.hint)}", ""]
     for notice in check.notices:
-        lines += [f"> ℹ️ **{check.name}:** {notice}", ""]
+        lines += [f"> ℹ️ **{name}:** {safe.inline(notice)}", ""]
     if details:
         opened = " open" if check.status in (Status.FAIL, Status.ERROR) else ""
         lines += [
-            f"<details{opened}><summary>{check.name} details</summary>",
+            f"<details{opened}><summary>{safe.html_text(check.name)} details</summary>",
             "",
-            details,
+            safe.markdown(details),
             "",
             "</details>",
             "",
@@ -84,31 +139,25 @@ def _section(check: CheckResult, details: str) -> list[str]:
 
 
 def _context_line(report: Report, run_url: str | None) -> str:
-    meta = report.metadata
+    meta = report.metadata if isinstance(report.metadata, dict) else {}
     bits = []
     if meta.get("git_sha"):
-        bits.append(f"commit `{meta['git_sha'][:7]}`")
+        bits.append(f"commit {safe.code(str(meta['git_sha'])[:7])}")
     if meta.get("device"):
-        bits.append(f"on {meta['device']}")
-    if meta.get("duration_s") is not None:
-        bits.append(f"in {meta['duration_s']:.0f} s")
+        bits.append(f"on {safe.inline(meta['device'])}")
+    duration = meta.get("duration_s")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        bits.append(f"in {duration:.0f} s")
     if run_url:
         bits.append(f"[run]({run_url})")
     return " · " + " · ".join(bits) if bits else ""
-
-
-def _cell(text: str) -> str:
-    return _one_line(text).replace("|", "\\|")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _cut(text: str, keep: int) -> str:
     if keep <= 0:
         return "_(details omitted for size)_"
     cut = text[:keep]
-    if cut.count("```") % 2:  # do not leave a code fence open
-        cut += "\n```"
+    closing = safe.open_fence(cut)  # close a fence the cut left open, before our own note
+    if closing:
+        cut += "\n" + closing
     return cut + "\n\n_… (shortened)_"
