@@ -1,9 +1,19 @@
 """Entry point of the mltest GitHub Action (the container's ENTRYPOINT; host mode runs it too).
 
-All the work is in `mltest.github.commands.action_main`; this file only gives it a process.
+`entrypoint.py` runs and publishes in one process (host mode). Docker mode runs it twice:
+`entrypoint.py suite` in a container that gets the workspace read-only, no network and no
+token, then `entrypoint.py publish` in one that runs no user code and gets the token. All the
+work is in `mltest.github.commands.action_main`; this file only gives it a process.
 """
+
+import sys
 
 from mltest.github.commands import action_main
 
+PHASES = ("all", "suite", "publish")
+
 if __name__ == "__main__":
-    raise SystemExit(action_main())
+    phase = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if phase not in PHASES:
+        sys.exit(f"entrypoint.py: unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+    sys.exit(action_main(phase=phase))

@@ -72,38 +72,91 @@ if [ "$image" = build ]; then
     docker build "${build_args[@]}" --tag "$image" "$action_dir"
 fi
 
-# The same paths inside and outside: the workspace, the runner's temp folder (it holds
-# GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and the event file) and the working directory.
-mounts=()
-declare -A seen=()
-for dir in "${GITHUB_WORKSPACE:-$PWD}" "${RUNNER_TEMP:-}" "$PWD" \
-    "$(dirname "${GITHUB_OUTPUT:-/nonexistent/x}")" \
-    "$(dirname "${GITHUB_STEP_SUMMARY:-/nonexistent/x}")" \
-    "$(dirname "${GITHUB_EVENT_PATH:-/nonexistent/x}")"; do
-    if [ -n "$dir" ] && [ -d "$dir" ] && [ -z "${seen[$dir]:-}" ]; then
-        seen[$dir]=1
-        mounts+=(--volume "$dir:$dir")
-    fi
-done
+# Two containers. The first runs the suite (the pull request's code): it gets the workspace
+# read-only (writable only under `baselines: update`), the report folder writable, no token,
+# none of the runner's file-command paths, no network unless asked for, no capabilities.
+# The second runs no user code: it reads the report and publishes with the token.
+workspace="${GITHUB_WORKSPACE:-$PWD}"
+report_dir="${MLTEST_REPORT_DIR:-mltest-report}"
+mkdir -p "$report_dir"
+report_dir="$(cd "$report_dir" && pwd)"
+stack_dir="$(mktemp -d "${RUNNER_TEMP:-/tmp}/mltest-tmp.XXXXXX")"
+cidfile="$stack_dir/suite.cid"
 
-# `-e NAME` copies the value from this environment: the token never appears on a command line.
-env_flags=(--env HOME=/tmp)
+workspace_mode=ro
+if [ "${MLTEST_BASELINES:-compare}" = update ]; then workspace_mode=rw; fi
+
+event_mount=()
+if [ -n "${GITHUB_EVENT_PATH:-}" ] && [ -f "$GITHUB_EVENT_PATH" ]; then
+    event_mount=(--volume "$GITHUB_EVENT_PATH:$GITHUB_EVENT_PATH:ro")
+fi
+
+# `-e NAME` copies the value from this environment, so no value appears on a command line.
+context_env=()
 for name in CI GITHUB_ACTIONS GITHUB_REPOSITORY GITHUB_EVENT_NAME GITHUB_EVENT_PATH \
     GITHUB_API_URL GITHUB_SERVER_URL GITHUB_RUN_ID GITHUB_RUN_ATTEMPT GITHUB_SHA GITHUB_REF \
-    GITHUB_WORKSPACE GITHUB_OUTPUT GITHUB_STEP_SUMMARY RUNNER_TEMP \
-    MLTEST_CONFIG MLTEST_REPORT_DIR MLTEST_COMMENT MLTEST_COMMENT_ID MLTEST_FAIL_ON \
-    MLTEST_GPUS MLTEST_GITHUB_TOKEN; do
-    env_flags+=(--env "$name")
+    GITHUB_WORKSPACE MLTEST_CONFIG MLTEST_REPORT_DIR MLTEST_COMMENT MLTEST_COMMENT_ID \
+    MLTEST_FAIL_ON MLTEST_GPUS MLTEST_MAX_TIME MLTEST_BASELINES MLTEST_NETWORK; do
+    context_env+=(--env "$name")
 done
+
+memory_flag=()
+if [ -n "${MLTEST_MEMORY:-}" ]; then memory_flag=(--memory "$MLTEST_MEMORY"); fi
 
 read -r -a extra <<<"${MLTEST_DOCKER_OPTIONS:-}"
 
+# Cancelling the job (SIGINT, then SIGTERM) reaches the suite through `docker kill`; --init
+# makes the supervisor a normal child that handles it and writes a final, flagged report.
+forward() {
+    if [ -s "$cidfile" ]; then docker kill --signal TERM "$(cat "$cidfile")" >/dev/null 2>&1 || true; fi
+}
+trap forward INT TERM
+
 # No root-owned files in the workspace of a self-hosted runner: run as the runner's user.
-exec docker run --rm \
+docker run --rm --init \
+    --cidfile "$cidfile" \
     --user "$(id -u):$(id -g)" \
+    --network "${MLTEST_NETWORK:-none}" \
+    --cap-drop ALL \
+    --security-opt no-new-privileges \
+    --pids-limit 4096 \
+    "${memory_flag[@]}" \
     "${gpu_flag[@]}" \
-    "${mounts[@]}" \
+    --volume "$workspace:$workspace:$workspace_mode" \
+    --volume "$report_dir:$report_dir:rw" \
+    "${event_mount[@]}" \
+    --tmpfs /tmp:exec \
     --workdir "$PWD" \
-    "${env_flags[@]}" \
+    --env HOME=/tmp \
+    "${context_env[@]}" \
     "${extra[@]}" \
-    "$image"
+    "$image" suite &
+suite_pid=$!
+suite_code=0
+wait "$suite_pid" || suite_code=$?
+while kill -0 "$suite_pid" 2>/dev/null; do # a signal interrupted `wait`: the suite goes on
+    suite_code=0
+    wait "$suite_pid" || suite_code=$?
+done
+trap - INT TERM
+rm -rf "$stack_dir"
+
+file_mounts=()
+for file in "${GITHUB_OUTPUT:-}" "${GITHUB_STEP_SUMMARY:-}"; do
+    if [ -n "$file" ] && [ -f "$file" ]; then file_mounts+=(--volume "$file:$file:rw"); fi
+done
+
+MLTEST_SUITE_EXIT_CODE="$suite_code" exec docker run --rm --init \
+    --user "$(id -u):$(id -g)" \
+    --network host \
+    --cap-drop ALL \
+    --security-opt no-new-privileges \
+    --volume "$report_dir:$report_dir:ro" \
+    "${event_mount[@]}" \
+    "${file_mounts[@]}" \
+    --workdir "$PWD" \
+    --env HOME=/tmp \
+    "${context_env[@]}" \
+    --env GITHUB_OUTPUT --env GITHUB_STEP_SUMMARY \
+    --env MLTEST_SUITE_EXIT_CODE --env MLTEST_GITHUB_TOKEN \
+    "$image" publish

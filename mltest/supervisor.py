@@ -168,6 +168,7 @@ class _SuiteRun:
                 update_baselines=self.options["update_baselines"],
                 staging=str(staging),
                 stack_file=str(scratch / f"stack-{len(pending)}.txt"),
+                extra={"network": os.environ.get("MLTEST_NETWORK", "")},
             )
             worker = WorkerProcess(job, self.options["worker_env"])
             try:
@@ -298,15 +299,31 @@ class _SuiteRun:
 
         try:  # checked again: in host mode the worker could have swapped in a link meanwhile
             target = check_write_paths(loaded, allow_outside=self.options["allow_outside_repo"])
-            written = commit_staged(staging, target["baseline_dir"])
+            folder = target["baseline_dir"]
+            before = _text_files(folder, staging)
+            written = commit_staged(staging, folder)
         except MltestError as exc:
             result.status = Status.ERROR
             result.summary = f"{result.name}: its baselines could not be written: {exc}"
         else:
             if written:
-                result.metrics.setdefault("baseline_files", [str(p) for p in written])
+                self._record_written(folder, written, before)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
+
+    def _record_written(self, folder: Path, written: list[Path], before: dict[str, str]) -> None:
+        """Run metadata for `baselines: update`: which files changed, and a patch of the text."""
+        meta = self.report.metadata
+        meta["baseline_dir"] = str(folder)
+        files = meta.setdefault("baseline_files", [])
+        files += [str(path) for path in written if str(path) not in files]
+        patch = meta.get("baseline_patch", "")
+        for path in written:
+            if str(path) in before:
+                new = _read_text(folder / path)
+                patch += _unified_diff(before[str(path)], new, _shown(folder / path))
+        if patch:
+            meta["baseline_patch"] = patch[:_PATCH_LIMIT]
 
     def _add(self, result: CheckResult) -> None:
         """Append a result (after the skipped checks that come before it) and save."""
@@ -335,6 +352,43 @@ class _SuiteRun:
 
 def _result(name: str, status: Status, summary: str, details: str = "") -> CheckResult:
     return CheckResult(name=name, kind=name, status=status, summary=summary, details=details)
+
+
+_PATCH_LIMIT = 60_000  # characters of baseline patch kept for the job summary
+
+
+def _text_files(folder: Path, staging: Path) -> dict[str, str]:
+    """Current text of the JSON files a commit of `staging` will replace (`""` when new)."""
+    names = {"baselines.json"} | {
+        str(p.relative_to(staging)) for p in staging.rglob("*.json") if p.is_file()
+    }
+    return {name: _read_text(folder / name) for name in names}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _unified_diff(old: str, new: str, shown: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"a/{shown}" if old else "/dev/null",
+        tofile=f"b/{shown}",
+    )
+    return "".join(lines)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _stack_details(stack: str) -> str:

@@ -22,11 +22,15 @@ from mltest.errors import CheckFailed, MltestError, ProjectError, describe, user
 from mltest.report import CheckResult, Status
 
 CHANNEL_FD_ENV = "MLTEST_CHANNEL_FD"
+_NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "Timeout", "NewConnectionError")
+_network_setting = ""  # the action's `network` input, when it runs the suite
 
 
 def main() -> int:
     _die_with_parent()
     job = Job.from_json(sys.stdin.read())
+    global _network_setting
+    _network_setting = str(job.extra.get("network", ""))
     sender = Sender(int(os.environ.pop(CHANNEL_FD_ENV)))
     stacks = open(job.stack_file, "w", encoding="utf-8")  # noqa: SIM115 (lives with the process)
     faulthandler.enable(file=stacks, all_threads=True)  # segfaults leave their stack here
@@ -60,7 +64,7 @@ def run_checks(job: Job, sender: Sender) -> None:
             try:
                 project = _load_project(loaded)
             except MltestError as exc:  # nothing can run: the supervisor reports a suite error
-                sender.send("suite_error", message=str(exc))
+                sender.send("suite_error", message=f"{exc}{network_hint(exc)}")
                 return
         ctx = CheckContext(
             name=name,
@@ -113,7 +117,31 @@ def _error(name: str, exc: BaseException, what: str, hint: str) -> CheckResult:
     )
 
 
+def network_hint(exc: BaseException) -> str:
+    """A sentence naming the action's `network` input when a network error ended the run in a
+    container without network; "" otherwise."""
+    if _network_setting != "none":
+        return ""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if (
+            any(name in type(seen).__name__ for name in _NETWORK_ERRORS)
+            or isinstance(seen, OSError)
+            and seen.errno in (101, 110, 111, 113, -2, -3)
+        ):
+            return (
+                ". The action runs the model code with no network (input `network: none`, the "
+                "default): put the data in the workspace or the image, or set the action "
+                "input `network` (e.g. `network: bridge`) if this workflow may download"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
 def _advice(exc: BaseException) -> str:
+    hint = network_hint(exc)
+    if hint:
+        return hint.removeprefix(". ")
     text = str(exc)
     if "deterministic" in text and "use_deterministic_algorithms" in text:
         return (

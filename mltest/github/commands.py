@@ -18,20 +18,32 @@ from typing import TextIO
 EXIT_OK, EXIT_NOT_POSTED, EXIT_USAGE = 0, 1, 2
 
 
-def action_main(env: Mapping[str, str] | None = None, stream: TextIO | None = None) -> int:
+TOKEN_VARIABLES = ("MLTEST_GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN")
+SUITE_EXIT_ENV = "MLTEST_SUITE_EXIT_CODE"  # docker mode: how the suite's container ended
+
+
+def action_main(
+    env: Mapping[str, str] | None = None, stream: TextIO | None = None, phase: str = "all"
+) -> int:
     """Run the suite as the GitHub Action does and publish it; returns the job's exit code.
 
     1. read the inputs and the GitHub context (bad input: error annotation, exit 2);
     2. when a GPU is asked for, make sure one is visible;
-    3. run the suite (it always writes a report, even for a bad config);
+    3. run the suite in a worker without secrets (it always writes a report);
     4. publish: job summary, annotations, PR comment, outputs;
     5. exit with the verdict's code, filtered by fail-on.
+
+    Args:
+        phase: ``all`` (host mode: this process supervises and publishes), ``suite`` (docker
+            mode's first container: steps 1-3, no token, exits with the verdict's own code) or
+            ``publish`` (docker mode's second container, which runs no user code: steps 1, 4
+            and 5 for the report the first one wrote).
     """
     from mltest.errors import MltestError
     from mltest.github.actions import Actions
     from mltest.github.context import GitHubContext
-    from mltest.github.publish import outputs_for, publish_action
-    from mltest.github.settings import ActionSettings, FailOn
+    from mltest.github.publish import outputs_for
+    from mltest.github.settings import ActionSettings
     from mltest.report import Verdict
 
     env = os.environ if env is None else env
@@ -43,11 +55,21 @@ def action_main(env: Mapping[str, str] | None = None, stream: TextIO | None = No
         out.error(str(exc), title="mltest: bad action input")
         out.set_outputs(outputs_for(None, None))
         return Verdict.ERROR.exit_code
+    _forget_token(env)  # read once into the settings; nothing started later inherits it
 
     def give_up(message: str, title: str) -> int:
         out.error(message, title=title)
         out.set_outputs(outputs_for(None, None))
         return settings.fail_on.exit_code(Verdict.ERROR)
+
+    if phase == "publish":
+        report = _report_of_suite_container(settings, env, out)
+        if report is None:
+            return give_up(
+                "the suite's container wrote no readable report; see the log above",
+                "mltest: no report",
+            )
+        return _publish(report, settings, ctx, out)
 
     if settings.require_gpu:
         from mltest.github.preflight import gpu_problem
@@ -56,13 +78,16 @@ def action_main(env: Mapping[str, str] | None = None, stream: TextIO | None = No
         if problem:
             return give_up(problem, "mltest: no GPU")
 
+    from mltest.github.settings import BaselineMode
     from mltest.render.console import check_line
-    from mltest.runner import run_suite
+    from mltest.supervisor import run_suite
 
     try:
         report = run_suite(
             settings.config,
             settings.report_dir,
+            update_baselines=settings.baselines is BaselineMode.UPDATE,
+            max_time_s=settings.max_time_s,
             on_result=lambda result: out.log(check_line(result, colour=False)),
             metadata={
                 "event": ctx.event_name,
@@ -74,6 +99,17 @@ def action_main(env: Mapping[str, str] | None = None, stream: TextIO | None = No
     except Exception:  # a bug in mltest itself: still leave outputs and a readable error
         traceback.print_exc()
         return give_up("mltest crashed before writing a report; see the log", "mltest: crash")
+    if phase == "suite":
+        out.log(f"mltest: {report.suite}: {report.verdict.value}; publishing comes next")
+        return report.verdict.exit_code
+    return _publish(report, settings, ctx, out)
+
+
+def _publish(report, settings, ctx, out) -> int:
+    from mltest.github.publish import publish_action
+    from mltest.github.settings import FailOn
+    from mltest.report import Verdict
+
     report_path = (settings.report_dir / "report.json").resolve()
     out.log(f"mltest: {report.suite}: {report.verdict.value} ({report_path})")
     publish_action(report, report_path, ctx, settings, out)
@@ -86,10 +122,44 @@ def action_main(env: Mapping[str, str] | None = None, stream: TextIO | None = No
     return code
 
 
+def _report_of_suite_container(settings, env: Mapping[str, str], out):
+    """The report the suite's container wrote, checked against how that container ended.
+
+    The container's exit code is the supervisor's verdict; a report that disagrees with it
+    (or a container that ended without finishing the report) is not trusted: error.
+    """
+    from mltest.report import Report
+
+    path = settings.report_dir / "report.json"
+    code = env.get(SUITE_EXIT_ENV, "")
+    try:
+        report = Report.read_json(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        out.error(f"{path}: {exc} (the suite's container exited with code {code or '?'})")
+        return None
+    if not code.isdigit() or int(code) != report.verdict.exit_code:
+        report.errors.append(
+            f"the suite's container exited with code {code or '(unknown)'} but its report "
+            f"says {report.verdict.value}; the run is treated as an error (was the container "
+            "killed, out of memory, or the report changed after the supervisor wrote it?)"
+        )
+    return report
+
+
+def _forget_token(env: Mapping[str, str]) -> None:
+    """Drop the token from this process's environment once the settings hold it."""
+    if env is os.environ:
+        for name in TOKEN_VARIABLES:
+            os.environ.pop(name, None)
+
+
 def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
     """Give the CLI's ``comment`` subparser its arguments and handler (no heavy imports)."""
     parser.description = (
         "Create or update mltest's sticky comment on a pull request from saved reports. "
+        "The reports are data from untrusted code: where the comment goes comes from the "
+        "workflow_run event (GITHUB_EVENT_PATH) or --repo/--pr, and which comment from "
+        "--comment-id or --suite. "
         "The token comes from GITHUB_TOKEN (or GH_TOKEN), the API root from GITHUB_API_URL. "
         "Exit codes: 0 posted (or nothing to do), 1 not posted, 2 bad arguments or report."
     )
@@ -101,10 +171,27 @@ def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR_OR_JSON",
         help="a report.json or the folder holding one; repeat to merge reports",
     )
-    parser.add_argument("--repo", required=True, help="owner/name of the pull request's repo")
-    parser.add_argument("--pr", required=True, type=int, help="pull request number")
     parser.add_argument(
-        "--comment-id", default="", help="sticky comment id (default: derived from the suite names)"
+        "--event-path",
+        default=None,
+        type=Path,
+        help="the event payload (default: GITHUB_EVENT_PATH); a workflow_run event gives the "
+        "repository and the pull request",
+    )
+    parser.add_argument(
+        "--repo", default=None, help="owner/name of the pull request's repo (overrides the event)"
+    )
+    parser.add_argument(
+        "--pr", default=None, type=int, help="pull request number (overrides the event)"
+    )
+    parser.add_argument("--comment-id", default="", help="sticky comment id; or give --suite")
+    parser.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a suite this workflow expects (repeat); every report must be one of them, and "
+        "the comment id is made from these names",
     )
     parser.add_argument(
         "--run-url",
@@ -117,37 +204,83 @@ def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
 def comment_main(
     args: argparse.Namespace, env: Mapping[str, str] | None = None, stream: TextIO | None = None
 ) -> int:
-    """``mltest comment``: merge the given reports into one sticky comment on ``--pr``."""
+    """``mltest comment``: merge the given reports into one sticky comment on a pull request.
+
+    1. read the reports and decide the comment id (``--comment-id``, or ``--suite`` names that
+       every report must match: a report never picks another suite's comment);
+    2. decide the repository and pull request from the trusted event, unless ``--repo``/``--pr``
+       say otherwise (a fork's run is looked up by its head commit);
+    3. create or update the comment.
+    """
     from mltest.github.actions import Actions
-    from mltest.github.comment import default_comment_id, validate_comment_id
+    from mltest.github.api import GitHubApiError
+    from mltest.github.comment import comment_id_for_suites, validate_comment_id
     from mltest.github.context import DEFAULT_API_URL, GitHubContext
+    from mltest.github.pr_target import PullsApi, TargetError, find_target, read_event
     from mltest.github.publish import post_comment
     from mltest.report import Report
 
     env = os.environ if env is None else env
     out = Actions(env, stream)
-    try:
-        if "/" not in args.repo or args.pr <= 0:
-            raise ValueError(
-                f"--repo must be owner/name and --pr positive, got {args.repo!r} and {args.pr}"
-            )
-        reports = [Report.read_json(_report_file(p)) for p in args.report]
-        comment_id = validate_comment_id(args.comment_id or default_comment_id(reports))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"mltest comment: {exc}", file=sys.stderr)
+
+    def usage(message: str) -> int:
+        print(f"mltest comment: {message}", file=sys.stderr)
         return EXIT_USAGE
+
+    try:
+        reports = [Report.read_json(_report_file(p)) for p in args.report]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return usage(str(exc))
+    if args.comment_id:
+        comment_id = args.comment_id
+    elif args.suite:
+        strangers = sorted({r.suite for r in reports} - set(args.suite))
+        if strangers:
+            return usage(
+                f"report suite(s) {', '.join(map(repr, strangers))} are not in --suite "
+                f"({', '.join(args.suite)}); a report cannot choose which comment it updates. "
+                "Add the suite to --suite if it is expected, or give --comment-id"
+            )
+        comment_id = comment_id_for_suites(args.suite)
+    else:
+        return usage(
+            "say which comment to update: --comment-id ID, or --suite NAME for each suite "
+            "you expect (the reports come from the code under test, so their suite names "
+            "cannot choose the comment)"
+        )
+    try:
+        validate_comment_id(comment_id)
+    except ValueError as exc:
+        return usage(str(exc))
     token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or ""
     if not token:
-        print(
-            "mltest comment: set GITHUB_TOKEN (or GH_TOKEN) to a token that can write "
-            "pull request comments",
-            file=sys.stderr,
+        return usage(
+            "set GITHUB_TOKEN (or GH_TOKEN) to a token that can write pull request comments"
         )
-        return EXIT_USAGE
-    ctx = GitHubContext(
-        repository=args.repo, api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    api_url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+    event_path = args.event_path or env.get("GITHUB_EVENT_PATH")
+    try:
+        with PullsApi(token, api_url) as api:
+            target = find_target(
+                read_event(event_path) if event_path else {},
+                repo=args.repo,
+                pr=args.pr,
+                default_repo=env.get("GITHUB_REPOSITORY", ""),
+                pulls_for_commit=api.pulls_for_commit,
+            )
+    except TargetError as exc:
+        return usage(str(exc))
+    except GitHubApiError as exc:
+        out.warning(f"mltest comment: could not look up the pull request: {exc}; pass --pr")
+        return EXIT_NOT_POSTED
+    if target.number is None:
+        out.log(f"mltest comment: {target.why}, not a pull request; nothing to comment on")
+        return EXIT_OK
+    out.log(f"mltest comment: {target.repo}#{target.number} from {target.why}")
+    ctx = GitHubContext(repository=target.repo, api_url=api_url)
+    outcome = post_comment(
+        reports, ctx, target.number, comment_id, token, out, run_url=args.run_url
     )
-    outcome = post_comment(reports, ctx, args.pr, comment_id, token, out, run_url=args.run_url)
     if outcome.action == "failed":
         return EXIT_NOT_POSTED
     out.log(outcome.url or f"mltest comment: {outcome.action}")

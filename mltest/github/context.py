@@ -49,6 +49,7 @@ class GitHubContext:
         run_id: the workflow run's id, for the link to the run.
         run_attempt: which attempt of the run this is.
         pull_request: the PR when the event is about one, else None.
+        workspace: GITHUB_WORKSPACE, the checkout's folder ("" outside Actions).
     """
 
     repository: str
@@ -59,6 +60,7 @@ class GitHubContext:
     run_id: str = ""
     run_attempt: str = ""
     pull_request: PullRequest | None = None
+    workspace: str = ""
 
     @property
     def run_url(self) -> str | None:
@@ -107,6 +109,7 @@ class GitHubContext:
             run_id=env.get("GITHUB_RUN_ID", ""),
             run_attempt=env.get("GITHUB_RUN_ATTEMPT", ""),
             pull_request=pull_request_from_event(event),
+            workspace=env.get("GITHUB_WORKSPACE", ""),
         )
 
 

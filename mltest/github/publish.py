@@ -17,6 +17,7 @@ from mltest.github.comment import (
     upsert_comment,
 )
 from mltest.github.context import GitHubContext
+from mltest.github.recorded_baselines import artifact_name, recorded_dir, summary_section
 from mltest.github.settings import ActionSettings, CommentMode
 from mltest.report import Report, Status, Verdict
 
@@ -34,8 +35,15 @@ class Published:
     summary_written: bool
 
 
-def outputs_for(report: Report | None, report_path: Path | None, comment_url: str = "") -> dict:
+def outputs_for(
+    report: Report | None,
+    report_path: Path | None,
+    comment_url: str = "",
+    baseline_dir: str = "",
+    baseline_artifact: str = "",
+) -> dict:
     """The action's outputs; a run that produced no report reads as ``error``."""
+    recorded = {"baseline-dir": baseline_dir, "baseline-artifact": baseline_artifact}
     if report is None:
         return {
             "result": Verdict.ERROR.value,
@@ -44,6 +52,7 @@ def outputs_for(report: Report | None, report_path: Path | None, comment_url: st
             "errors": "1",
             "report-path": "",
             "comment-url": comment_url,
+            **recorded,
         }
     counts = report.counts
     return {
@@ -53,6 +62,7 @@ def outputs_for(report: Report | None, report_path: Path | None, comment_url: st
         "errors": str(counts["error"] + len(report.errors)),
         "report-path": str(report_path or ""),
         "comment-url": comment_url,
+        **recorded,
     }
 
 
@@ -90,7 +100,13 @@ def publish_action(
 ) -> Published:
     """Summary, annotations, comment (when the event is a PR and the settings ask), outputs."""
     run_url = ctx.run_url
-    summary_written = out.write_summary(summary_markdown(report, run_url))
+    comment_id = settings.comment_id or default_comment_id([report])
+    folder = recorded_dir(report, ctx.workspace)
+    artifact = artifact_name(comment_id) if folder else ""
+    summary = summary_markdown(report, run_url)
+    if folder:
+        summary += "\n" + summary_section(report, ctx, folder, artifact)
+    summary_written = out.write_summary(summary)
     annotate_failures(report, out)
     outcome = None
     if settings.comment is CommentMode.OFF:
@@ -99,7 +115,6 @@ def publish_action(
         out.log(f"mltest: {ctx.event_name or 'this'} event is not about a pull request, no comment")
     else:
         create = settings.comment is CommentMode.ALWAYS or report.verdict is not Verdict.PASS
-        comment_id = settings.comment_id or default_comment_id([report])
         outcome = post_comment(
             [report],
             ctx,
@@ -112,7 +127,7 @@ def publish_action(
             is_fork=ctx.pull_request.is_fork,
         )
     url = outcome.url if outcome else ""
-    out.set_outputs(outputs_for(report, report_path, url))
+    out.set_outputs(outputs_for(report, report_path, url, folder, artifact))
     return Published(outcome, summary_written)
 
 

@@ -7,6 +7,7 @@ the values it accepts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +28,13 @@ class CommentMode(str, Enum):
     ALWAYS = "always"
     ON_FAILURE = "on-failure"
     OFF = "off"
+
+
+class BaselineMode(str, Enum):
+    """What the run does with baselines and golden outputs."""
+
+    COMPARE = "compare"  # compare with the committed ones (the pull-request case)
+    UPDATE = "update"  # record them on this runner and hand them back as an artifact
 
 
 class FailOn(str, Enum):
@@ -52,6 +60,8 @@ INPUT_ENV = {
     "fail-on": "MLTEST_FAIL_ON",
     "gpus": "MLTEST_GPUS",
     "github-token": "MLTEST_GITHUB_TOKEN",
+    "max-time": "MLTEST_MAX_TIME",
+    "baselines": "MLTEST_BASELINES",
 }
 
 
@@ -66,6 +76,8 @@ class ActionSettings:
         comment_id: the sticky comment's id; empty means derived from the suite name.
         fail_on: which verdicts fail the job.
         require_gpu: a GPU was asked for (``gpus`` not empty), so its absence is an error.
+        max_time_s: a time budget for the whole suite (None: only the checks' own budgets).
+        baselines: compare with the committed baselines, or record new ones on this runner.
         token: the token for the comment; never printed.
     """
 
@@ -75,6 +87,8 @@ class ActionSettings:
     comment_id: str = ""
     fail_on: FailOn = FailOn.FAILURE
     require_gpu: bool = False
+    max_time_s: float | None = None
+    baselines: BaselineMode = BaselineMode.COMPARE
     token: str = field(default="", repr=False)
 
     @classmethod
@@ -101,8 +115,25 @@ class ActionSettings:
             comment_id=comment_id,
             fail_on=_choice("fail-on", get("fail-on", "failure"), FailOn),
             require_gpu=bool(get("gpus", "")),
+            max_time_s=_seconds("max-time", get("max-time", "")),
+            baselines=_choice("baselines", get("baselines", "compare"), BaselineMode),
             token=env.get(INPUT_ENV["github-token"], "").strip(),
         )
+
+
+def _seconds(name: str, value: str) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SettingsError(
+            f"input {name} ({INPUT_ENV[name]}) must be a positive number of seconds or empty; "
+            f"got {value!r}"
+        )
+    return seconds
 
 
 def _choice(name: str, value: str, enum: type[Enum]) -> Enum:

@@ -23,6 +23,8 @@ SCRIPT_ONLY = {
     "image": "MLTEST_IMAGE",
     "build-args": "MLTEST_BUILD_ARGS",
     "docker-options": "MLTEST_DOCKER_OPTIONS",
+    "network": "MLTEST_NETWORK",
+    "memory": "MLTEST_MEMORY",
 }
 
 
@@ -47,9 +49,23 @@ def test_no_expression_inside_the_script():
     assert "${{" not in STEP["run"]
 
 
-def test_docker_mode_passes_every_setting_into_the_container():
+def test_docker_mode_passes_every_setting_but_the_token_into_the_suite_container():
+    suite_env = RUN_SH.split("context_env=")[1].split("done")[0]
     for variable in INPUT_ENV.values():
-        assert re.search(rf"\b{variable}\b", RUN_SH.split("env_flags=")[1]), variable
+        if variable == "MLTEST_GITHUB_TOKEN":
+            assert variable not in suite_env
+        else:
+            assert re.search(rf"\b{variable}\b", suite_env), variable
+
+
+def test_only_the_publishing_container_gets_the_token_and_the_file_commands():
+    suite, publish = RUN_SH.split('"$image" suite')[0], RUN_SH.split('"$image" suite')[1]
+    suite_run = "docker run" + suite.split("docker run")[-1]
+    for name in ("MLTEST_GITHUB_TOKEN", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "RUNNER_TEMP"):
+        assert name not in suite_run, name
+    assert "--env MLTEST_GITHUB_TOKEN" in publish and "--env GITHUB_OUTPUT" in publish
+    for option in ("--init", "--cap-drop ALL", "no-new-privileges", "--pids-limit", "--network"):
+        assert option in suite_run, option
 
 
 def test_defaults_match_the_settings():

@@ -59,6 +59,8 @@ def test_failing_report_comments_annotates_and_sets_outputs(
         "errors": "0",
         "report-path": "/r/report.json",
         "comment-url": published.comment.url,
+        "baseline-dir": "",
+        "baseline-artifact": "",
     }
     assert "checks failed" in (tmp_path / "sum").read_text()
 
