@@ -30,8 +30,13 @@ def validate_comment_id(value: str) -> str:
 
 def default_comment_id(reports: Sequence[Report]) -> str:
     """A comment id derived from the suite names, so matrix jobs keep separate comments."""
-    names = sorted({r.suite or "mltest" for r in reports})
-    slug = re.sub(r"[^A-Za-z0-9._/+]+", "-", "+".join(names)).strip("-")
+    return comment_id_for_suites(r.suite for r in reports)
+
+
+def comment_id_for_suites(names: Iterable[str]) -> str:
+    """The comment id for a set of suite names: a slug of the sorted names joined with +."""
+    unique = sorted({str(name) or "mltest" for name in names})
+    slug = re.sub(r"[^A-Za-z0-9._/+]+", "-", "+".join(unique)).strip("-")
     return slug[:100].rstrip("-") or "mltest"
 
 

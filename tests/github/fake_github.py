@@ -81,6 +81,7 @@ class FakeGitHub:
     def __init__(self) -> None:
         self.users: dict[str, str | None] = {"ghs_jobtoken": None, "ghp_usertoken": "octocat"}
         self.read_only_repos: set[str] = set()
+        self.pulls: list[dict[str, Any]] = []  # pull requests, for commits/{sha}/pulls
         self.comments: dict[int, dict[str, Any]] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
@@ -105,6 +106,29 @@ class FakeGitHub:
     def add_comment(self, repo: str, number: int, body: str, login: str) -> dict[str, Any]:
         with self._lock:
             return self._create(repo, number, body, login)
+
+    def add_pull(
+        self, repo: str, number: int, head_sha: str, *, head_repo: str = "", state: str = "open"
+    ) -> dict[str, Any]:
+        """A pull request into ``repo`` whose head commit is ``head_sha`` (from ``head_repo``,
+        a fork when it differs), shaped like GitHub's from the vendored webhook example."""
+        pr = json.loads((DATA / "events" / "pull_request.opened.json").read_text())[
+            "pull_request"
+        ]
+        owner, name = (head_repo or repo).split("/")
+        pr.update(number=number, state=state, url=f"{SPEC_HOST}/repos/{repo}/pulls/{number}")
+        pr.setdefault("auto_merge", None)  # the 2019 example predates this required field
+        pr["base"]["repo"].update(full_name=repo, name=repo.split("/")[1])
+        pr["head"]["sha"] = head_sha
+        pr["head"]["repo"] = {
+            **pr["head"]["repo"],
+            "full_name": f"{owner}/{name}",
+            "name": name,
+            "owner": {**pr["head"]["repo"]["owner"], "login": owner},
+            "fork": bool(head_repo) and head_repo != repo,
+        }
+        self.pulls.append(pr)
+        return pr
 
     def issue_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["_repo"] == repo and c["_number"] == number]
@@ -179,6 +203,16 @@ class FakeGitHub:
                     },
                 )
             return 200, {}, _user(login)
+        pulls = re.fullmatch(r"/repos/([^/]+/[^/]+)/commits/([0-9a-f]+)/pulls", path)
+        if pulls and method == "GET":
+            # GitHub lists the PRs that contain the commit; here, those whose head it is.
+            repo, sha = pulls.groups()
+            found = [
+                p
+                for p in self.pulls
+                if p["base"]["repo"]["full_name"] == repo and p["head"]["sha"] == sha
+            ]
+            return 200, {}, found
         if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments", path):
             repo, number = m.group(1), int(m.group(2))
             if method == "GET":

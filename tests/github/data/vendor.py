@@ -20,6 +20,7 @@ OPERATIONS = {
     "issues/list-comments",
     "issues/create-comment",
     "issues/update-comment",
+    "repos/list-pull-requests-associated-with-commit",  # a fork PR's number, for workflow_run
 }
 # (event name, action or None, output file): the first example matching each is kept.
 EVENTS = [
@@ -27,7 +28,10 @@ EVENTS = [
     ("pull_request", "synchronize", "pull_request.synchronize.json"),
     ("push", None, "push.json"),
     ("workflow_dispatch", None, "workflow_dispatch.json"),
+    ("workflow_run", "completed", "workflow_run.completed.json"),
 ]
+# Extra conditions on the example kept: a workflow_run whose run belongs to a pull request.
+WANTED = {"workflow_run": lambda e: bool(e["workflow_run"]["pull_requests"])}
 
 
 def main(octokit: Path) -> None:
@@ -52,7 +56,12 @@ def main(octokit: Path) -> None:
     by_name = {entry["name"]: entry["examples"] for entry in examples}
     (HERE / "events").mkdir(exist_ok=True)
     for name, action, filename in EVENTS:
-        payload = next(e for e in by_name[name] if action is None or e.get("action") == action)
+        wanted = WANTED.get(name, lambda e: True)
+        payload = next(
+            e
+            for e in by_name[name]
+            if (action is None or e.get("action") == action) and wanted(e)
+        )
         (HERE / "events" / filename).write_text(json.dumps(payload, indent=1) + "\n")
 
 
