@@ -18,7 +18,7 @@ from typing import Any
 
 
 def _sections() -> dict[str, Callable[[bool], dict[str, Any]]]:
-    from bench import memorization, prediction, startup, suite, torchtest_cmp
+    from bench import memorization, prediction, startup, suite, supervision, torchtest_cmp
 
     return {
         "startup": startup.startup,  # first, before this process warms any cache
@@ -27,6 +27,7 @@ def _sections() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "prediction_checks": prediction.prediction_checks,
         "golden_compare": prediction.golden_compare,
         "whole_suite": suite.whole_suite,
+        "supervision": supervision.supervision,
         "against_torchtest": torchtest_cmp.against_torchtest,
     }
 
@@ -87,7 +88,7 @@ def table(results: dict[str, Any]) -> str:
         for arg in ("--help", "--version"):
             torch = "imports torch!" if st[arg]["torch_imported"] else "no torch"
             add(f"mltest {arg}", f"{st[arg]['seconds']:.3f} s ({torch})", "< 0.3 s, no torch")
-        add("mltest run -> first check", f"{st['run_to_first_check']['seconds']:.2f} s")
+        add("mltest run -> first check's result", f"{st['run_to_first_check']['seconds']:.2f} s")
     if "memorization_overhead" in s:
         for size, r in s["memorization_overhead"].items():
             if not isinstance(r, dict) or "check" not in r:
@@ -125,6 +126,15 @@ def table(results: dict[str, Any]) -> str:
                 gpu = f", GPU {r['cuda_peak_mb']:.0f} MB" if r["cuda_peak_mb"] else ""
                 add(f"suite {name}", f"{r['wall_s']:.1f} s, RSS {r['peak_rss_mb']:.0f} MB{gpu}"
                     f", exit {r['exit_code']}", "< 60 s")
+    if "supervision" in s:
+        w = s["supervision"]["worker_start"]
+        add("worker: spawn -> facts / -> first check",
+            f"{w['to_facts_s']:.2f} s / {w['to_first_check_s']:.2f} s")
+        for name, r in s["supervision"].items():
+            if isinstance(r, dict) and "ratio" in r:
+                add(f"supervised suite {name} vs one process",
+                    f"x{r['ratio']:.2f} ({r['supervised_s']:.1f} vs {r['in_process_s']:.1f} s)",
+                    f"<= {r['target']}")
     if "against_torchtest" in s:
         t = s["against_torchtest"]
         if "skipped" in t:

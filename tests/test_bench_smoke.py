@@ -18,6 +18,7 @@ SECTIONS = {
     "prediction_checks",
     "golden_compare",
     "whole_suite",
+    "supervision",
     "against_torchtest",
 }
 
