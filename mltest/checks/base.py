@@ -37,6 +37,18 @@ class Deadline:
             )
 
 
+def record_hint(update_command: str, env_key: str, what: str = "one") -> str:
+    """`Record one with `cmd` and commit ...`, plus the runner route for GPU environments."""
+    hint = f"Record {what} with `{update_command}` and commit what it writes."
+    if not env_key.startswith("cpu"):
+        hint += (
+            " Without this device locally, record it on the runner with the action's "
+            "`baselines: update` workflow (docs/github-action.md, 'Record baselines on the "
+            "runner')."
+        )
+    return hint
+
+
 @dataclass
 class CheckContext:
     """Everything a check may use. Checks never touch GitHub or the report files.

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from mltest.checks.base import CheckContext, CheckSettings
+from mltest.checks.base import CheckContext, CheckSettings, record_hint
 from mltest.errors import ProjectError
 from mltest.examples_table import Example, load_examples
 from mltest.report import Case, CheckResult, Status
@@ -504,7 +504,7 @@ def decide(
         return (
             Status.FAIL,
             f"{head}, but no baseline is recorded for {env_key} (require_baseline is on)",
-            f"Record one with `{update_command}` and commit the baseline file.",
+            record_hint(update_command, env_key),
             notices,
         )
     within = f" ({len(failed)} failure(s) within allowed rates)" if failed else ""

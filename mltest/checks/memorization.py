@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mltest.checks.base import CheckContext, CheckSettings
+from mltest.checks.base import CheckContext, CheckSettings, record_hint
 from mltest.config import Strict
 from mltest.report import Case, CheckResult, Status
 
@@ -231,7 +231,7 @@ def decide(
         return (
             Status.FAIL,
             f"memorized in {shown}, but no baseline is recorded for {env_key}{elsewhere}",
-            f"Record one with `{update_command}` and commit the baseline file.",
+            record_hint(update_command, env_key),
             [],
         )
     base = baseline["median"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mltest.checks.base import CheckContext, CheckSettings
+from mltest.checks.base import CheckContext, CheckSettings, record_hint
 from mltest.config import Strict
 from mltest.errors import BaselineError, ConfigError
 from mltest.report import Case, CheckResult, Status
@@ -189,7 +189,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             status=Status.FAIL,
             summary=f"no golden outputs recorded yet (none for {env['key']} or any other "
             "environment)",
-            hint=f"Record them with `{command}` and commit the files it writes.",
+            hint=record_hint(command, env["key"], "them"),
             notices=[unstable] if unstable else [],
             metrics=metrics,
         )

@@ -1,8 +1,9 @@
 """`baselines: update` on a runner: hand the baselines recorded there back to the user.
 
-The action never commits. It uploads the baseline folder as an artifact (a step in
-action.yml, fed by the outputs computed here) and the job summary says what changed, shows a
-patch of the text files, and gives the exact commands that bring the files into a checkout.
+The action never commits. Its outputs name the baseline folder and an artifact name for the
+workflow's upload-artifact step (docs/github-action.md, "Record baselines on the runner"), and
+the job summary says what changed, shows a patch of the text files, and gives the exact
+commands that bring the files into a checkout.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def summary_section(report: Report, ctx: GitHubContext, folder: str, artifact: s
         "### 📦 Baselines recorded on this runner",
         "",
         f"`mltest baseline update` wrote {len(files)} file(s) under {code(shown)} on "
-        f"{code(device)}. They were uploaded as the artifact {code(artifact)}; nothing was "
-        "committed. To add them to your branch, from a checkout of "
+        f"{code(device)}; nothing was committed. Once the workflow's upload step has stored "
+        f"them as the artifact {code(artifact)}, add them to your branch from a checkout of "
         f"{code(ctx.commit_sha[:12] or 'the same commit')}:",
         "",
         "```sh",

@@ -46,14 +46,39 @@ jobs:
             PIP_NO_INDEX=1
             PIP_BREAK_SYSTEM_PACKAGES=1
           gpus: ""
-          docker-options: --network host
           working-directory: examples/tabular
           config: mltest.yaml
       - name: Record the outputs
         if: always()
         env:
           OUTPUTS: ${{ toJSON(steps.mltest.outputs) }}
-        run: printf '%s' "$OUTPUTS" > "$OUT_DIR/outputs.json"
+        run: |
+          printf '%s' "$OUTPUTS" > "$OUT_DIR/outputs.json"
+          cp examples/tabular/mltest-report/model-view.json "$OUT_DIR/" || true
+"""
+
+# Appended to the example's model: what the model code can see and do inside the container.
+MODEL_VIEW = """
+
+def _look_around():
+    import json, os, pathlib, socket
+    here = pathlib.Path(__file__).parent
+    view = {"env": dict(os.environ)}
+    try:
+        (here / "written-by-model").write_text("x")
+        view["workspace"] = "writable"
+    except OSError as exc:
+        view["workspace"] = type(exc).__name__
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=2).close()
+        view["network"] = "reachable"
+    except OSError as exc:
+        view["network"] = type(exc).__name__
+    (here / "mltest-report").mkdir(exist_ok=True)
+    (here / "mltest-report" / "model-view.json").write_text(json.dumps(view))
+
+
+_look_around()
 """
 
 
@@ -206,6 +231,8 @@ def test_docker_mode_under_act(github, tmp_path, docker_engine):
             capture_output=True,
         )
     src = action_checkout(tmp_path / "src", ["tabular"])
+    model = src / "examples" / "tabular" / "model.py"
+    model.write_text(model.read_text() + MODEL_VIEW)
     for wheel in wheels.glob("*.whl"):
         os.link(wheel, src / "docker" / "wheels" / wheel.name)  # hard links: no copy
     repo = act_repo(tmp_path / "repo", WORKFLOW)
@@ -233,4 +260,9 @@ def test_docker_mode_under_act(github, tmp_path, docker_engine):
     assert JOB_TOKEN not in log
     [comment] = github.issue_comments(REPO, 2)
     assert outputs["comment-url"] == comment["html_url"]
+    # the container that ran the model code: no token, no runner files, read-only, offline
+    view = json.loads((out / "model-view.json").read_text())
+    assert JOB_TOKEN not in json.dumps(view["env"])
+    assert not {"GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "MLTEST_GITHUB_TOKEN"} & set(view["env"])
+    assert view["workspace"] == "OSError" and view["network"] != "reachable"
     print(f"docker e2e took {time.monotonic() - started:.0f} s")
