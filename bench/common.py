@@ -36,7 +36,7 @@ def write_config(
 
 
 def context(config_path: Path, check: str):
-    """A CheckContext for `check` built from a config, as the runner builds it."""
+    """A CheckContext for `check` built from a config, as the worker builds it."""
     from mltest.baselines import BaselineStore
     from mltest.checks.base import CheckContext, Deadline
     from mltest.config import load_config

@@ -19,7 +19,7 @@ import torch
 from mltest.engine import environment_facts, make_trainer
 from mltest.errors import ConfigError
 from mltest.report import Status
-from mltest.runner import run_suite
+from mltest.supervisor import run_suite
 from mltest.seeding import (
     isolated_global_state,
     nondeterministic_op,

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mltest.report import Status
-from mltest.runner import run_suite
+from mltest.supervisor import run_suite
 from tests.suites import EXAMPLES, copy_example, forget_project_modules
 
 pytestmark = pytest.mark.gpu

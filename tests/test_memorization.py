@@ -14,7 +14,7 @@ import torch
 
 from mltest.checks.memorization import SeedRun, Settings, decide
 from mltest.report import Status
-from mltest.runner import run_suite
+from mltest.supervisor import run_suite
 from tests.suites import copy_example
 
 

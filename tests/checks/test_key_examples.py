@@ -26,7 +26,7 @@ from mltest.checks.key_examples import (
 from mltest.errors import ConfigError, ProjectError
 from mltest.examples_table import load_examples
 from mltest.report import Status
-from mltest.runner import run_suite
+from mltest.supervisor import run_suite
 from tests.suites import forget_project_modules, write_suite
 
 # --- loader ----------------------------------------------------------------------------------
