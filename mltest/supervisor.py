@@ -11,14 +11,12 @@ reported a pass to this process.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
 import os
 import platform
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,10 +24,19 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mltest import __version__
 from mltest.channel import ChannelError, Job
 from mltest.errors import MltestError
 from mltest.report import CheckResult, Report, Status
+from mltest.run_files import (
+    PATCH_LIMIT,
+    read_text,
+    remove_stale_outputs,
+    shown_path,
+    text_files,
+    unified_diff,
+    write_report,
+)
+from mltest.run_metadata import run_metadata, suite_name_from_file, worker_facts
 from mltest.worker_handle import (
     WorkerProcess,
     read_stack,
@@ -96,7 +103,7 @@ class _SuiteRun:
         self.on_result: ResultHook | None = options["on_result"]
         self.report = Report(
             suite=suite_name_from_file(config_path),
-            metadata={**_metadata(config_path), **options["metadata"]},
+            metadata={**run_metadata(config_path), **options["metadata"]},
             complete=False,
         )
         self.cancel = _Cancellation()
@@ -109,7 +116,7 @@ class _SuiteRun:
         protect_from_other_processes()
         if self.options["max_time_s"]:
             self.suite_deadline = started + self.options["max_time_s"]
-        _remove_stale_outputs(self.report_dir)
+        remove_stale_outputs(self.report_dir)
         self._save(final=False)
         with self.cancel, tempfile.TemporaryDirectory(prefix="mltest-run-") as scratch:
             try:
@@ -204,7 +211,7 @@ class _SuiteRun:
             for message in messages:
                 kind = message["type"]
                 if kind == "facts":
-                    self.report.metadata.update(_facts(message.get("facts")))
+                    self.report.metadata.update(worker_facts(message.get("facts")))
                 elif kind == "start":
                     current = message.get("check")
                     if not pending or current != pending[0]:
@@ -300,7 +307,7 @@ class _SuiteRun:
         try:  # checked again: in host mode the worker could have swapped in a link meanwhile
             target = check_write_paths(loaded, allow_outside=self.options["allow_outside_repo"])
             folder = target["baseline_dir"]
-            before = _text_files(folder, staging)
+            before = text_files(folder, staging)
             written = commit_staged(staging, folder)
         except MltestError as exc:
             result.status = Status.ERROR
@@ -320,10 +327,10 @@ class _SuiteRun:
         patch = meta.get("baseline_patch", "")
         for path in written:
             if str(path) in before:
-                new = _read_text(folder / path)
-                patch += _unified_diff(before[str(path)], new, _shown(folder / path))
+                new = read_text(folder / path)
+                patch += unified_diff(before[str(path)], new, shown_path(folder / path))
         if patch:
-            meta["baseline_patch"] = patch[:_PATCH_LIMIT]
+            meta["baseline_patch"] = patch[:PATCH_LIMIT]
 
     def _add(self, result: CheckResult) -> None:
         """Append a result (after the skipped checks that come before it) and save."""
@@ -354,80 +361,10 @@ def _result(name: str, status: Status, summary: str, details: str = "") -> Check
     return CheckResult(name=name, kind=name, status=status, summary=summary, details=details)
 
 
-_PATCH_LIMIT = 60_000  # characters of baseline patch kept for the job summary
-
-
-def _text_files(folder: Path, staging: Path) -> dict[str, str]:
-    """Current text of the JSON files a commit of `staging` will replace (`""` when new)."""
-    names = {"baselines.json"} | {
-        str(p.relative_to(staging)) for p in staging.rglob("*.json") if p.is_file()
-    }
-    return {name: _read_text(folder / name) for name in names}
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def _unified_diff(old: str, new: str, shown: str) -> str:
-    import difflib
-
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        fromfile=f"a/{shown}" if old else "/dev/null",
-        tofile=f"b/{shown}",
-    )
-    return "".join(lines)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _stack_details(stack: str) -> str:
     if not stack:
         return ""
     return "Python stacks of the worker when it was stopped:\n\n```\n" + stack + "\n```"
-
-
-def write_report(report: Report, report_dir: Path, *, json_only: bool = False) -> None:
-    """Write report.json and, unless json_only, report.md and junit.xml (each atomically)."""
-    from mltest.files import atomic_write_text
-    from mltest.render.junit import render_junit
-    from mltest.render.markdown import render_markdown
-
-    report.write_json(report_dir / "report.json")
-    if not json_only:
-        atomic_write_text(report_dir / "report.md", render_markdown(report))
-        atomic_write_text(report_dir / "junit.xml", render_junit(report))
-
-
-def _remove_stale_outputs(report_dir: Path) -> None:
-    """A report.md or junit.xml from an earlier run must never pass for this run's."""
-    for name in ("report.md", "junit.xml"):
-        with contextlib.suppress(FileNotFoundError):
-            (report_dir / name).unlink()
-
-
-def suite_name_from_file(config_path: Path) -> str:
-    """The `suite:` value read from the raw file, without parsing YAML.
-
-    Used while the config cannot (yet) be validated, so that a broken config still reports
-    under its suite's name and updates that suite's PR comment, not a new one.
-    """
-    try:
-        raw = config_path.read_bytes()[:1_000_000].decode("utf-8", errors="replace")
-    except OSError:
-        return "mltest"
-    match = re.search(r"^suite[ \t]*:[ \t]*(['\"]?)([^'\"#\n]+?)\1[ \t]*(#.*)?$", raw, re.M)
-    return match.group(2).strip() if match else "mltest"
 
 
 def protect_from_other_processes() -> None:
@@ -461,42 +398,3 @@ class _Cancellation:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.signal = signal.Signals(signum).name
-
-
-def _facts(facts: Any) -> dict[str, Any]:
-    """The worker's facts (versions, device), kept only as short scalars under plain keys."""
-    if not isinstance(facts, dict):
-        return {}
-    kept = {}
-    for key, value in facts.items():
-        if isinstance(key, str) and _FACT_KEYS.match(key):
-            if isinstance(value, str):
-                kept[key] = value[:200]
-            elif value is None or isinstance(value, (bool, int, float)):
-                kept[key] = value
-    return kept
-
-
-def _metadata(config_path: Path) -> dict[str, Any]:
-    return {
-        "mltest": __version__,
-        "config": str(config_path),
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        **_git(config_path.resolve().parent),
-    }
-
-
-def _git(directory: Path) -> dict[str, Any]:
-    """Commit and branch when the config lives in a git checkout; nothing otherwise."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", *args], cwd=directory, capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    return {"git_sha": git("rev-parse", "HEAD"), "git_branch": git("branch", "--show-current")}
