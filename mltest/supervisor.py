@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mltest.channel import ChannelError, Job
-from mltest.errors import MltestError
+from mltest.errors import MltestError, describe
 from mltest.report import CheckResult, Report, Status
 from mltest.run_files import (
     PATCH_LIMIT,
@@ -124,7 +124,10 @@ class _SuiteRun:
             except MltestError as exc:
                 self.report.errors.append(str(exc))
             else:
-                self._run_plan(plan, loaded, Path(scratch))
+                try:
+                    self._run_plan(plan, loaded, Path(scratch))
+                except Exception as exc:  # a bug in mltest: keep what was computed, say so
+                    self.report.errors.append(f"mltest failed while supervising: {describe(exc)}")
         self.report.cancelled = self.cancel.signal is not None
         self.report.metadata["duration_s"] = round(time.monotonic() - started, 3)
         self.report.complete = True
