@@ -121,13 +121,11 @@ class _SuiteRun:
         with self.cancel, tempfile.TemporaryDirectory(prefix="mltest-run-") as scratch:
             try:
                 plan, loaded = self._plan()
+                self._run_plan(plan, loaded, Path(scratch))
             except MltestError as exc:
                 self.report.errors.append(str(exc))
-            else:
-                try:
-                    self._run_plan(plan, loaded, Path(scratch))
-                except Exception as exc:  # a bug in mltest: keep what was computed, say so
-                    self.report.errors.append(f"mltest failed while supervising: {describe(exc)}")
+            except Exception as exc:  # a bug in mltest: keep what was computed, say so
+                self.report.errors.append(f"mltest failed while supervising: {describe(exc)}")
         self.report.cancelled = self.cancel.signal is not None
         self.report.metadata["duration_s"] = round(time.monotonic() - started, 3)
         self.report.complete = True
