@@ -12,10 +12,12 @@ import shutil
 import pytest
 import torch
 
-from mltest.checks.sanity import Settings, compare_baseline
-from mltest.checks.sanity_step import ParamObs, _dependence
+from mltest.checks.sanity import Settings
+from mltest.checks.sanity.baseline import compare_baseline
+from mltest.checks.sanity.obs import ParamObs
+from mltest.checks.sanity.probes.independence import dependence
 from mltest.report import Status
-from mltest.runner import run_suite
+from mltest.supervisor import run_suite
 from tests.suites import copy_example, write_suite
 
 MODEL = """
@@ -319,7 +321,7 @@ class _TokenModel(torch.nn.Module):
 def test_batch_independence_with_integer_inputs(mix):
     torch.manual_seed(0)
     ids = torch.randint(0, 10, (4, 5))
-    size, found = _dependence(_TokenModel(mix), ids)
+    size, found = dependence(_TokenModel(mix), ids)
     assert size == 4
     assert found == ({0: [1, 2, 3], 3: [0, 1, 2]} if mix else {0: [], 3: []})
 

@@ -1,4 +1,4 @@
-"""What the sanity check observes in one step, as plain data (no torch, so the supervisor can
+"""What the sanity check observes in its steps, as plain data (no torch, so the supervisor can
 validate a config without importing it)."""
 
 from __future__ import annotations
@@ -67,6 +67,110 @@ class StepObs:
     dependence: dict[int, list[int]] | None = None  # output i -> inputs j != i it depends on
     seconds: float = 0.0
     nondeterministic: list[str] = field(default_factory=list)  # ops without such a kernel
+    eval_unstable: tuple[int, int] | None = None  # (values that differ, of) in two eval passes
+    steps: list[StepTrace] = field(default_factory=list)
+    schedulers: list[str] = field(default_factory=list)  # scheduler class names
+    precision: str = ""
+    accumulate: int = 1
+    init: InitLossObs | None = None
+    gradcheck: GradCheckObs | None = None
+    units: list[UnitObs] = field(default_factory=list)
+    padding: PaddingObs | None = None
+    skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
+
+
+@dataclass
+class StepTrace:
+    """One optimizer step of the several taken on the same batch.
+
+    Attributes:
+        loss: the loss of the step's training_step.
+        grad_norm: global L2 norm of the gradients the optimizer saw (None: no gradient).
+        learning_rates: each param group's learning rate when it stepped.
+        stale: parameters whose gradient still held the previous step's when this step's
+            backward ran (nothing cleared it in between).
+        changed: whether any parameter changed in this step.
+        scheduler_steps: how many times each scheduler stepped since the previous step.
+    """
+
+    index: int
+    loss: float | None = None
+    grad_norm: float | None = None
+    learning_rates: list[float] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    changed: bool = True
+    scheduler_steps: list[int] = field(default_factory=list)
+
+
+@dataclass
+class InitLossObs:
+    """The loss at init, with what a classifier's loss there should be.
+
+    Attributes:
+        classes: C when the model is a classifier (from the batch or `classes`), else None.
+        label_entropy: entropy of the batch's labels (nats), the best loss a model that
+            ignores its input can reach; ln C for balanced labels.
+        source: where the labels were found, for the message.
+    """
+
+    loss: float
+    classes: int | None = None
+    label_entropy: float | None = None
+    source: str = ""
+
+
+@dataclass
+class GradCheckObs:
+    """Autograd against finite differences in float64, on a copy of the fresh model.
+
+    Attributes:
+        errors: relative error of each direction checked (along the gradient, then random).
+        wrong: parameters whose own gradient disagrees, in the model's call order.
+        right: parameters whose gradient agrees, in call order.
+        modules: parameter -> (owning module, its type, position in call order).
+    """
+
+    errors: list[float] = field(default_factory=list)
+    wrong: list[tuple[str, float]] = field(default_factory=list)  # (parameter, rel. error)
+    right: list[str] = field(default_factory=list)
+    modules: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class UnitObs:
+    """Units of one activation module on the first batch (unit: one non-batch position).
+
+    Attributes:
+        kind: `dead` (ReLU-like: never positive) or `saturated` (tanh/sigmoid-like: at a
+            limit for every sample).
+        share: the share of units that are dead / saturated.
+    """
+
+    module: str
+    type: str
+    kind: str
+    share: float
+    units: int
+
+
+@dataclass
+class PaddingObs:
+    """What appending padding did, and whether the padding embedding row trained.
+
+    Attributes:
+        moved: largest change of an output when padding was appended (None: not measured).
+        scale: largest absolute output, for the tolerance.
+        embeddings: embedding modules that read the padded input:
+            (module, padding_idx, change of the pad value's row over the steps).
+    """
+
+    pad_value: int
+    extra: int
+    moved: float | None = None
+    scale: float = 0.0
+    where: str = ""
+    embeddings: list[tuple[str, int | None, float]] = field(default_factory=list)
 
 
 def matches(name: str, patterns: list[str]) -> bool:

@@ -1,9 +1,11 @@
-"""One optimisation step of the user's own training code, observed closely.
+"""Several optimisation steps of the user's own training code on one batch, observed closely.
 
-The sanity check's measuring half: a Lightning fit of exactly one step on one batch, with a
-callback that snapshots parameters and buffers around the step, records gradients just before
-the optimizer uses them, which norm layers ran in which mode, and the first module whose output
-was not finite. It returns plain observations; `sanity.py` decides what they mean.
+The sanity check's measuring half: a Lightning fit of `steps` steps on the first batch, with
+callbacks that snapshot parameters and buffers around the first step, record gradients just
+before the optimizer uses them, which norm layers ran in which mode, the first module whose
+output was not finite, and what the probes need (per-step traces, activation units, padding
+rows); then eval-mode probes on the trained model and a gradient check on a float64 copy of
+the fresh one. It returns plain observations; the check decides what they mean.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 import pytorch_lightning
 import torch
 
-from mltest.checks.sanity_obs import BufferObs, ParamObs, StepObs, matches  # noqa: F401
+from mltest.checks.sanity.obs import BufferObs, PaddingObs, ParamObs, StepObs, matches
+from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, units
+from mltest.checks.sanity.probes.steps import StepsProbe
 from mltest.errors import MltestError, ProjectError
 
 # Buffers of these layers are running statistics that must move in train mode.
@@ -22,7 +26,7 @@ _NORM_TYPES = (torch.nn.modules.batchnorm._NormBase,)
 
 
 def observe_step(ctx, settings, seed: int) -> StepObs:
-    """Fit one step of a fresh seeded model on the first training batch and observe it."""
+    """Fit `settings.steps` steps of a fresh seeded model on the first training batch."""
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
@@ -32,16 +36,23 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
     with isolated_global_state(), quiet(), watch_determinism(mode) as watch:
         model, batches = ctx.project.fresh_start(seed, 1)
         obs.model_name = type(model).__name__
+        copy = None
+        if settings.gradient_check:
+            try:
+                copy = gradcheck.prepare(model)
+            except gradcheck.Skip as exc:
+                obs.skipped.append(f"gradient check skipped: {exc}")
+        accumulate = int(ctx.trainer_settings.get("accumulate_grad_batches", 1) or 1)
         probe = _StepProbe(obs, settings)
         trainer = make_trainer(
             model,
             ctx.trainer_settings,
             max_epochs=1,
-            max_steps=1,
-            limit_train_batches=1,
-            callbacks=[probe],
+            max_steps=settings.steps,
+            limit_train_batches=settings.steps * accumulate,
+            callbacks=[probe, StepsProbe(obs)],
         )
-        trainer.fit(model, train_dataloaders=FixedBatches(batches))
+        trainer.fit(model, train_dataloaders=FixedBatches(batches * (settings.steps * accumulate)))
         if probe.error is not None:
             raise probe.error
         if not probe.stepped:
@@ -49,6 +60,11 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
                 "checks.sanity: the training step never ran (Lightning skipped the batch: "
                 "does `training_step` return None, or `on_train_batch_start` return -1?)"
             )
+        ctx.deadline.check()
+        if copy is not None:
+            obs.gradcheck, why = gradcheck.run(copy, batches[0], seed)
+            if why:
+                obs.skipped.append(f"gradient check skipped: {why}")
     obs.nondeterministic = sorted(watch.ops)
     obs.env_key = device_key(trainer, ctx.trainer_settings)
     obs.seconds = time.perf_counter() - started
@@ -88,7 +104,7 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 
 
 class _StepProbe(pytorch_lightning.Callback):
-    """Snapshots around the single step; hooks live only while the step runs."""
+    """Snapshots around the first step; its hooks live only while that step runs."""
 
     def __init__(self, obs: StepObs, settings):
         self.obs = obs
@@ -103,9 +119,14 @@ class _StepProbe(pytorch_lightning.Callback):
         self.norm_modes: dict[str, str] = {}
         self.output: Any = None
         self.batch: Any = None
+        self.first_done = False
+        self.unit_watch: units.UnitWatch | None = None
+        self.pad_watch: padding.EmbeddingWatch | None = None
 
     # -- before the step ------------------------------------------------------------------
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.batch is not None:
+            return  # the later steps: StepsProbe watches them
         self.batch = batch
         self.before = {n: p.detach().clone() for n, p in pl_module.named_parameters()}
         self.buffers_before = {
@@ -122,6 +143,10 @@ class _StepProbe(pytorch_lightning.Callback):
                 self.norm_modes[name] = "never ran"
                 self.handles.append(module.register_forward_pre_hook(self._mode_hook(name)))
         self.handles.append(pl_module.register_forward_hook(self._output_hook))
+        if self.settings.units:
+            self.unit_watch = units.UnitWatch(pl_module)
+        if self.settings.padding is not None:
+            self.pad_watch = padding.EmbeddingWatch(pl_module, batch, self.settings.padding)
 
     def _watched_buffers(self, pl_module) -> dict[str, torch.Tensor]:
         """Norm layers' running statistics plus buffers named in `moving_buffers`, less the
@@ -165,6 +190,8 @@ class _StepProbe(pytorch_lightning.Callback):
             self.obs.loss = float(loss.detach().float())
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if self.first_done:
+            return
         self.obs.learning_rates += [float(g.get("lr", "nan")) for g in optimizer.param_groups]
         self._record_grads(pl_module)
 
@@ -179,9 +206,18 @@ class _StepProbe(pytorch_lightning.Callback):
     # -- after the step ---------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.stepped = True
+        accumulate = int(trainer.accumulate_grad_batches)
+        last = batch_idx + 1 == trainer.num_training_batches
+        if self.first_done or (batch_idx + 1 < accumulate and not last):
+            return
+        self.first_done = True
         for handle in self.handles:
             handle.remove()
         self.handles = []
+        if self.unit_watch is not None:
+            self.obs.units = self.unit_watch.remove()
+        if self.pad_watch is not None:
+            self.pad_watch.stop()
         if self.obs.loss is None:  # manual optimisation without backward, or no loss returned
             loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
             if isinstance(loss, torch.Tensor):
@@ -191,6 +227,10 @@ class _StepProbe(pytorch_lightning.Callback):
         self._finish_params(pl_module)
         self._finish_buffers(pl_module)
         self._finish_finiteness()
+        if self.settings.init_loss:
+            self.obs.init = init_loss.observe(
+                self.obs.loss, self.output or [], self.batch, self.settings.classes
+            )
 
     def _finish_params(self, pl_module) -> None:
         named = list(pl_module.named_parameters())
@@ -257,85 +297,69 @@ class _StepProbe(pytorch_lightning.Callback):
 
     # -- eval-mode probes, while the model is still on its device ---------------------------
     def on_train_end(self, trainer, pl_module):
-        needs_output = self.settings.output_range is not None and not self.output
-        if not (needs_output or self.settings.batch_independence) or self.batch is None:
+        if self.batch is None:
             return
+        spec = self.settings.padding
+        if spec is not None:
+            self.obs.padding = PaddingObs(spec.pad_value, spec.extra)
+            if self.pad_watch is not None:
+                self.obs.padding.embeddings = self.pad_watch.rows()
+        needs_output = self.settings.output_range is not None and not self.output
+        if not (needs_output or self.settings.batch_independence or spec is not None):
+            return
+        flags = {m: m.training for m in pl_module.modules()}
+        pl_module.eval()
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                self._eval_probes(pl_module, needs_output)
+        finally:
+            for module, was_training in flags.items():
+                module.training = was_training
+
+    def _eval_probes(self, pl_module, needs_output: bool) -> None:
         x = None
         try:
+            if self.settings.padding is not None:
+                with torch.no_grad():
+                    padding.invariance(pl_module, self.batch, self.settings.padding,
+                                       self.obs.padding)
+            if not (needs_output or self.settings.batch_independence):
+                return
             x = batch_input(self.batch, self.settings.input_key)
-            flags = {m: m.training for m in pl_module.modules()}
-            pl_module.eval()
-            try:
-                with torch.inference_mode(False), torch.enable_grad():
-                    if needs_output:
-                        with torch.no_grad():
-                            out = _tensors(pl_module(x))
-                        values = torch.cat([t.flatten().float() for t in out])
-                        self._record_range(values, "the model's forward output on the batch input")
-                    if self.settings.batch_independence:
-                        self.obs.batch_size, self.obs.dependence = _dependence(pl_module, x)
-            finally:
-                for module, was_training in flags.items():
-                    module.training = was_training
+            if needs_output:
+                with torch.no_grad():
+                    out = _tensors(pl_module(x))
+                values = torch.cat([t.flatten().float() for t in out])
+                self._record_range(values, "the model's forward output on the batch input")
+            if self.settings.batch_independence:
+                self.obs.eval_unstable = independence.unstable(pl_module, x)
+                if self.obs.eval_unstable is None:
+                    self.obs.batch_size, self.obs.dependence = independence.dependence(
+                        pl_module, x
+                    )
         except MltestError as exc:  # raised after fit returns, so Lightning does not wrap it
             self.error = exc
         except Exception as exc:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            where = (
-                "batch[0]"
-                if self.settings.input_key is None
-                else f"batch[{self.settings.input_key!r}]"
-            )
-            self.error = ProjectError(
-                f"checks.sanity: calling the model's forward in eval mode on the batch input "
-                f"({where}, {shape}) for "
-                f"{'batch_independence' if self.settings.batch_independence else 'output_range'} "
-                f"raised {type(exc).__name__}: {exc}; set checks.sanity.input_key to the batch "
-                "element forward takes, or turn the option off"
-            )
-            self.error.__cause__ = exc
-
-
-def _dependence(model, x) -> tuple[int, dict[int, list[int]]]:
-    """For the first and last sample i: which other samples j the output i depends on.
-
-    Floating inputs: the gradient of output i's sum with respect to the whole input batch;
-    rows j != i must be zero up to a 1e-6 share of row i's (independent samples give
-    structural zeros). Other inputs (token ids): every other sample is replaced by a copy of
-    sample i, and output i must stay exactly the same.
-    """
-    if not isinstance(x, torch.Tensor) or x.dim() == 0:
-        raise ProjectError(
-            "checks.sanity.batch_independence needs a tensor input with a batch dimension; "
-            "set checks.sanity.input_key to the batch element the model takes"
-        )
-    size = x.shape[0]
-    found: dict[int, list[int]] = {}
-    if size < 2:
-        return size, found
-    for i in sorted({0, size - 1}):
-        if x.is_floating_point():
-            xg = x.detach().clone().requires_grad_(True)
-            out = [t for t in _tensors(model(xg)) if t.dim() and t.shape[0] == size]
-            if not out:
-                raise ProjectError(
-                    "checks.sanity.batch_independence: the model's output has no tensor with "
-                    f"the batch size {size} as its first dimension"
+            if x is None and self.settings.padding is not None:
+                self.error = ProjectError(
+                    "checks.sanity.padding: predict_step on the first batch with padding "
+                    f"appended raised {type(exc).__name__}: {exc}; check the padding settings "
+                    "(input_key, mask_key) against the batch"
                 )
-            total = sum(t[i].float().sum() for t in out)
-            (grad,) = torch.autograd.grad(total, xg, allow_unused=True)
-            if grad is None:
-                continue
-            per_row = grad.detach().abs().flatten(1).amax(dim=1).float()
-            limit = 1e-6 * float(per_row[i]) if float(per_row[i]) > 0 else 0.0
-            found[i] = [j for j in range(size) if j != i and float(per_row[j]) > limit]
-        else:
-            with torch.no_grad():
-                base = _tensors(model(x))
-                others = [j for j in range(size) if j != i]
-                shuffled = x.clone()
-                shuffled[others] = x[i]  # every other sample replaced by a copy of sample i
-                moved = _tensors(model(shuffled))
-            same = all(torch.equal(a[i], b[i]) for a, b in zip(base, moved, strict=False))
-            found[i] = [] if same else others
-    return size, found
+            else:
+                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                where = (
+                    "batch[0]"
+                    if self.settings.input_key is None
+                    else f"batch[{self.settings.input_key!r}]"
+                )
+                option = (
+                    "batch_independence" if self.settings.batch_independence else "output_range"
+                )
+                self.error = ProjectError(
+                    "checks.sanity: calling the model's forward in eval mode on the batch input "
+                    f"({where}, {shape}) for {option} "
+                    f"raised {type(exc).__name__}: {exc}; set checks.sanity.input_key to the "
+                    "batch element forward takes, or turn the option off"
+                )
+            self.error.__cause__ = exc

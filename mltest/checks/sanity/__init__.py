@@ -1,0 +1,30 @@
+"""Training sanity (`checks.sanity`): a few steps of the user's own training code, judged.
+
+This package's entry imports no torch: the supervisor validates `Settings` without it, and
+`run` imports the measuring side only where checks run (the worker).
+
+Modules: `settings` (config), `obs` (plain observations), `step` (the observed Lightning fit),
+`findings` (the first step's findings), `probes/` (one module per diagnosis), `baseline`,
+`details`, `check` (`run`: observe, judge, compare or record).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mltest.checks.sanity.settings import Padding, Settings
+
+if TYPE_CHECKING:
+    from mltest.checks.base import CheckContext
+    from mltest.report import CheckResult
+
+KIND = "sanity"
+
+__all__ = ["KIND", "Padding", "Settings", "run"]
+
+
+def run(ctx: CheckContext, settings: Settings) -> CheckResult:
+    """Run the sanity check (see `mltest.checks.sanity.check.run`)."""
+    from mltest.checks.sanity.check import run as run_check
+
+    return run_check(ctx, settings)

@@ -1,0 +1,125 @@
+"""The sanity baseline: which parameters train, the loss at init, the activation modules.
+
+Recorded by `mltest baseline update` when the steps are sane; compared on every other run.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from mltest.checks.base import CheckContext
+from mltest.checks.sanity.findings import Finding, names
+from mltest.checks.sanity.obs import ParamObs, StepObs
+from mltest.report import Status
+
+
+def _row(p: ParamObs) -> str:
+    shape = "x".join(map(str, p.shape)) or "scalar"
+    return f"{p.name} {shape} {'trains' if p.moved else 'still'}"
+
+
+def _parse(row: str) -> tuple[str, str, bool]:
+    name, shape, state = row.rsplit(" ", 2)
+    return name, shape, state == "trains"
+
+
+def compare_baseline(
+    params: list[ParamObs], baseline: dict[str, Any] | None, env_key: str, update_command: str
+) -> tuple[list[Finding], str | None]:
+    """Findings and a notice from comparing the parameters that moved with the baseline.
+
+    Renamed submodules are a harmless refactor: when names differ but shapes and train/still
+    flags agree position by position, it passes with a notice to record the new names.
+    """
+    if baseline is None:
+        return [
+            Finding(
+                "baseline",
+                f"no baseline of which parameters train is recorded for {env_key}",
+                f"Record one with `{update_command}` and commit the baseline file.",
+            )
+        ], None
+    then = [_parse(r) for r in baseline["parameters"]]
+    now = [_parse(_row(p)) for p in params]
+    if {n: t for n, _, t in then} == {n: t for n, _, t in now}:
+        return [], None
+    if [(s, t) for _, s, t in then] == [(s, t) for _, s, t in now]:
+        renamed = [(a[0], b[0]) for a, b in zip(then, now, strict=True) if a[0] != b[0]]
+        shown = ", ".join(f"{a} → {b}" for a, b in renamed[:3])
+        return [], (
+            f"{len(renamed)} parameter(s) were renamed since the baseline ({shown}); the same "
+            f"parameters train. Record the new names with `{update_command}`."
+        )
+    trained_then = {n for n, _, t in then if t}
+    trained_now = {n for n, _, t in now if t}
+    stopped = [n for n, _, _ in then if n in trained_then - trained_now]
+    started = [n for n, _, _ in now if n in trained_now - trained_then]
+    parts = []
+    if stopped:
+        parts.append(f"trained in the baseline but not now: {names(stopped)}")
+    if started:
+        parts.append(f"train now but did not in the baseline: {names(started)}")
+    return [
+        Finding(
+            "baseline",
+            "the set of parameters that train changed; " + "; ".join(parts),
+            "If a layer was frozen or unfrozen on purpose, record the new set with "
+            f"`{update_command}` and commit the baseline file.",
+            stopped + started,
+        )
+    ], None
+
+
+def lookup(ctx: CheckContext, env_key: str) -> tuple[dict | None, str | None]:
+    """This environment's entry, else another environment's: the trained set is device-free."""
+    entry = ctx.baselines.get(ctx.name, env_key)
+    if entry is not None:
+        return entry, env_key
+    for key in ctx.baselines.keys(ctx.name):
+        return ctx.baselines.get(ctx.name, key), key
+    return None, None
+
+
+def record(
+    ctx, obs: StepObs, findings: list[Finding], previous, unit_rows: list[str]
+) -> tuple[Status, str, str, list[str]]:
+    """Under `mltest baseline update`: record the steps' facts when the steps are sane.
+
+    The loss at init is a soft finding: a model that starts away from ln C on purpose
+    (pretrained) records its own first loss, with a notice, and is compared with it from then on.
+    """
+    soft = [f for f in findings if f.aspect == "loss at init"]
+    hard = [f for f in findings if f.aspect != "loss at init"]
+    if hard:
+        return Status.FAIL, f"baseline not recorded: {hard[0].message}", hard[0].hint, []
+    import pytorch_lightning
+    import torch
+
+    rows = [_row(p) for p in obs.params]
+    entry: dict[str, Any] = {"parameters": rows}
+    if obs.init is not None:
+        entry["init_loss"] = round(obs.init.loss, 6)
+    if unit_rows:
+        entry["activations"] = unit_rows
+    entry.update(
+        seed=obs.seed,
+        torch=torch.__version__,
+        lightning=pytorch_lightning.__version__,
+        recorded=datetime.date.today().isoformat(),
+    )
+    ctx.baselines.put(ctx.name, obs.env_key, entry)
+    trained = sum(p.moved for p in obs.params)
+    was = ""
+    if previous is not None:
+        was = " (unchanged)" if previous["parameters"] == rows else " (changed)"
+    notices = [
+        f"recorded although {f.message[0].lower()}{f.message[1:]}; from now on the first loss is "
+        "compared with this one" for f in soft
+    ]
+    return (
+        Status.PASS,
+        f"baseline recorded for {obs.env_key}: {trained} of {len(rows)} parameters train{was}",
+        "",
+        notices,
+    )

@@ -1,0 +1,140 @@
+"""Dead and saturated units, per activation module, on the first batch.
+
+Forward hooks on activation modules during the first step: a ReLU unit (one position of the
+module's output, batch dimension excluded) is dead when it is never positive on the batch; a
+tanh/sigmoid/hardtanh unit is saturated when it sits at a limit for every sample (its gradient
+is ~0 there). Healthy models have some of both, so the shares are compared with the baseline,
+module by module; only a share near 1 fails without one. The baseline also lists which
+activation modules ran: one that no longer runs (a missing ReLU makes two Linear layers one
+linear map) is named.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mltest.checks.sanity.findings import Finding, names
+from mltest.checks.sanity.obs import UnitObs
+
+_DEAD = (nn.ReLU, nn.ReLU6)
+_SATURATING = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid)
+ALWAYS = 0.95  # share of dead/saturated units that fails without a baseline
+RISE = 0.3  # rise of the share over the baseline's that fails ...
+AT_LEAST = 0.5  # ... when the share is now at least this
+
+
+class UnitWatch:
+    """Forward hooks counting, per unit, whether it was ever alive on the batch."""
+
+    def __init__(self, model: nn.Module):
+        self.alive: dict[str, torch.Tensor] = {}
+        self.kinds: dict[str, tuple[str, str]] = {}
+        self.handles = []
+        for name, module in model.named_modules():
+            if isinstance(module, _DEAD + _SATURATING):
+                kind = "dead" if isinstance(module, _DEAD) else "saturated"
+                self.kinds[name] = (type(module).__name__, kind)
+                self.handles.append(module.register_forward_hook(self._hook(name, module, kind)))
+
+    def _hook(self, name, module, kind):
+        def hook(mod, args, output):
+            if not isinstance(output, torch.Tensor) or output.dim() < 1 or not output.numel():
+                return
+            y = output.detach()
+            alive = (y > 0) if kind == "dead" else ~_at_limit(module, y)
+            alive = alive.reshape(y.shape[0], -1).any(dim=0) if y.dim() > 1 else alive.any()[None]
+            seen = self.alive.get(name)
+            self.alive[name] = alive if seen is None or seen.shape != alive.shape else seen | alive
+
+        return hook
+
+    def remove(self) -> list[UnitObs]:
+        """Remove the hooks; the share of dead/saturated units per module that ran."""
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+        if not self.alive:
+            return []
+        shares = torch.stack([(~a).float().mean() for a in self.alive.values()]).tolist()
+        return [
+            UnitObs(name, self.kinds[name][0], self.kinds[name][1], round(share, 4),
+                    int(a.numel()))
+            for (name, a), share in zip(self.alive.items(), shares, strict=True)
+        ]
+
+
+def _at_limit(module, y: torch.Tensor) -> torch.Tensor:
+    if isinstance(module, nn.Tanh):
+        return y.abs() > 0.99
+    if isinstance(module, nn.Hardtanh):
+        return (y <= module.min_val) | (y >= module.max_val)
+    return (y < 0.01) | (y > 0.99)  # sigmoid-like, in (0, 1)
+
+
+def row(u: UnitObs) -> str:
+    """The unit's baseline line: `head.1 ReLU dead 0.03`."""
+    return f"{u.module} {u.type} {u.kind} {u.share:.2f}"
+
+
+def parse(line: str) -> UnitObs:
+    module, kind_type, kind, share = line.rsplit(" ", 3)
+    return UnitObs(module, kind_type, kind, float(share), 0)
+
+
+def judge(units: list[UnitObs], baseline: list[str] | None, update_command: str
+          ) -> tuple[list[Finding], list[str]]:
+    """Findings (units dead or saturated beyond the baseline, activations gone) and notices."""
+    then = {u.module: u for u in map(parse, baseline)} if baseline is not None else None
+    bad = []
+    for u in units:
+        before = then.get(u.module) if then else None
+        extreme = u.share >= ALWAYS and not (before and before.share >= ALWAYS)
+        rose = before is not None and u.share >= AT_LEAST and u.share - before.share >= RISE
+        if extreme or rose:
+            bad.append((u, before))
+    found: list[Finding] = []
+    notices: list[str] = []
+    if bad:
+        parts = [
+            f"`{u.module}` ({u.type}): {u.share:.0%} of {u.units} units {u.kind}"
+            + (f" (baseline {b.share:.0%})" if b else "")
+            for u, b in bad
+        ]
+        found.append(
+            Finding(
+                "dead and saturated units",
+                "units stuck on the first batch: " + "; ".join(parts),
+                "Dead ReLUs: a large negative bias or weight init, a learning rate too high, "
+                "inputs on the wrong scale. Saturated tanh/sigmoid units: unnormalised inputs "
+                "(e.g. pixels 0-255) or too large an init; normalise the input or use a smaller "
+                "init.",
+                [u.module for u, _ in bad],
+                cause="dead or saturated units",
+            )
+        )
+    if then is None:
+        return found, notices
+    now = {u.module for u in units}
+    gone = [m for m in then if m not in now]
+    new = [u.module for u in units if u.module not in then]
+    if gone and [then[m].type for m in then] == [u.type for u in units]:
+        notices.append(f"activation modules were renamed since the baseline ({gone[0]} → "
+                       f"{new[0]}, ...); record the new names with `{update_command}`")
+    elif gone:
+        kinds = ", ".join(f"{m} ({then[m].type})" for m in gone[:8])
+        found.append(
+            Finding(
+                "dead and saturated units",
+                f"activation module(s) of the baseline no longer run: {kinds}; without an "
+                "activation, adjacent linear layers compose into one linear map",
+                "Put the activation back between the layers. If it was removed or replaced by a "
+                f"functional call on purpose, record the baseline with `{update_command}`.",
+                gone,
+                cause="missing activation",
+            )
+        )
+    elif new:
+        notices.append(f"new activation module(s) since the baseline: {names(new)}; record them "
+                       f"with `{update_command}`")
+    return found, notices
