@@ -20,7 +20,7 @@ from mltest.compare import Tolerance, compare_outputs
 from mltest.config import load_config
 from mltest.errors import ConfigError
 from mltest.report import Status
-from mltest.runner import run_suite
+from mltest.supervisor import run_suite
 from tests.suites import EXAMPLES, copy_example, forget_project_modules, write_suite
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -47,6 +47,45 @@ def regression(config, tmp_path, *, update=False):
     return next(c for c in report.checks if c.name == "regression")
 
 
+KEY = "cpu-torch{}-32-true".format(".".join(torch.__version__.split("+")[0].split(".")[:2]))
+
+
+def record_paths(config, key=KEY):
+    """The tensor and metadata files of the golden record of environment `key`."""
+    folder = config.parent / ".mltest" / "golden" / "regression"
+    return folder / f"{key}.safetensors", folder / f"{key}.json"
+
+
+def relabel(config, new_key, noise=0.0):
+    """Make the recorded golden another environment's, as if recorded on `new_key`.
+
+    With `noise`, every float output moves by up to that much relative, standing in for the
+    float noise between two devices (the real CUDA case runs in tests/test_gpu.py).
+    """
+    from safetensors.numpy import load_file, save_file
+
+    tensors, meta = record_paths(config)
+    new_tensors, new_meta = record_paths(config, new_key)
+    arrays = load_file(str(tensors))
+    rng = np.random.default_rng(0)
+    for name, value in arrays.items():
+        if np.issubdtype(value.dtype, np.floating):
+            arrays[name] = (value * (1 + noise * rng.uniform(-1, 1, value.shape))).astype(
+                value.dtype
+            )
+    save_file(arrays, str(new_tensors))
+    data = json.loads(meta.read_text())
+    data["environment"].update(key=new_key, device=new_key.split("-")[0])
+    new_meta.write_text(json.dumps(data))
+    tensors.unlink()
+    meta.unlink()
+    index_path = config.parent / ".mltest" / "baselines.json"
+    index = json.loads(index_path.read_text())
+    entry = index["checks"]["regression"].pop(KEY)
+    index["checks"]["regression"][new_key] = entry
+    index_path.write_text(json.dumps(index))
+
+
 def tabular(tmp_path, source="init", settings="inputs: {source: datamodule, examples: 64}"):
     """The tabular example with the regression check on `source`, golden recorded."""
     config = copy_example("tabular", tmp_path)
@@ -70,17 +109,25 @@ def test_a_plain_rerun_passes_and_the_golden_record_is_pickle_free(tmp_path):
     result = regression(config, tmp_path)
     assert result.status is Status.PASS, result.summary
     assert result.metrics["moved"] == 0 and result.metrics["values"] == 64 * 3
-    golden = config.parent / ".mltest" / "golden"
     from safetensors.numpy import load_file
 
-    assert load_file(str(golden / "regression.safetensors"))["output"].shape == (64, 3)
-    meta = json.loads((golden / "regression.json").read_text())
-    assert {"torch", "lightning", "device", "precision"} <= set(meta["environment"])
+    tensors, meta_path = record_paths(config)
+    assert load_file(str(tensors))["output"].shape == (64, 3)
+    meta = json.loads(meta_path.read_text())
+    assert {"key", "torch", "lightning", "device", "precision"} <= set(meta["environment"])
+    assert meta["environment"]["key"] == KEY
     assert meta["inputs"]["hash"].startswith("sha256:") and meta["inputs"]["examples"] == 64
     assert meta["outputs"]["output"]["dtype"] == "float32" and meta["recorded"]
-    # Other checks' baselines are untouched by the regression update.
-    committed = EXAMPLES / "tabular" / ".mltest" / "baselines.json"
-    assert (config.parent / ".mltest" / "baselines.json").read_text() == committed.read_text()
+    # The index lists the record; other checks' baselines are untouched by the update.
+    index = json.loads((config.parent / ".mltest" / "baselines.json").read_text())["checks"]
+    committed = json.loads((EXAMPLES / "tabular" / ".mltest" / "baselines.json").read_text())
+    assert index["regression"][KEY]["files"] == [
+        f"golden/regression/{KEY}.safetensors",
+        f"golden/regression/{KEY}.json",
+    ]
+    assert {k: v for k, v in index.items() if k != "regression"} == {
+        k: v for k, v in committed["checks"].items() if k != "regression"
+    }
 
 
 def test_renamed_submodules_pass(tmp_path):
@@ -111,15 +158,155 @@ def test_fewer_cpu_threads_pass_on_a_trained_model(tmp_path):
     assert result.status is Status.PASS, result.summary
 
 
-def test_another_device_or_torch_version_is_a_notice_when_tolerances_hold(tmp_path):
+def test_another_torch_patch_release_is_a_notice_when_tolerances_hold(tmp_path):
     config = tabular(tmp_path)
-    meta_path = config.parent / ".mltest" / "golden" / "regression.json"
+    _, meta_path = record_paths(config)
     meta = json.loads(meta_path.read_text())
-    meta["environment"].update(device="cuda", torch="2.99.0")
+    patch = meta["environment"]["torch"].split("+")[0].rsplit(".", 1)[0] + ".99"
+    meta["environment"].update(torch=patch)
     meta_path.write_text(json.dumps(meta))
     result = regression(config, tmp_path)
     assert result.status is Status.PASS, result.summary
-    assert "cuda → cpu" in result.notices[0] and "2.99.0" in result.notices[0]
+    assert f"torch {patch} → {torch.__version__}" in result.notices[0]
+
+
+# --- goldens per environment -----------------------------------------------------------------
+
+
+def test_another_environments_golden_passes_on_decisions_with_a_notice(tmp_path):
+    # The only golden is a CUDA one whose values differ by float noise: labels decide.
+    config = tabular(tmp_path, source="train")
+    relabel(config, "cuda-torch2.13-32-true", noise=2e-3)
+    result = regression(config, tmp_path)
+    assert result.status is Status.PASS, result.summary
+    assert "predicted labels of 64 examples match" in result.summary, result.summary
+    assert "cuda-torch2.13-32-true golden" in result.summary
+    notice = result.notices[0]
+    assert f"no golden outputs are recorded for {KEY}" in notice
+    assert "mltest baseline update --config" in notice and "--check regression" in notice
+    assert result.metrics["golden_key"] == "cuda-torch2.13-32-true"
+
+
+def test_the_same_float_noise_fails_against_this_environments_own_golden(tmp_path):
+    config = tabular(tmp_path, source="train")
+    from safetensors.numpy import load_file, save_file
+
+    tensors, _ = record_paths(config)
+    arrays = load_file(str(tensors))
+    arrays["output"] = arrays["output"] * np.float32(1 + 2e-3)
+    save_file(arrays, str(tensors))
+    result = regression(config, tmp_path)
+    assert result.status is Status.FAIL and "moved beyond tolerance" in result.summary
+
+
+def test_a_recording_on_another_environment_leaves_this_ones_golden_alone(tmp_path):
+    config = tabular(tmp_path)
+    tensors, meta = record_paths(config)
+    before = tensors.read_bytes()
+    relabel(config, "cuda-torch2.13-32-true")
+    assert regression(config, tmp_path, update=True).status is Status.PASS  # records cpu again
+    index = json.loads((config.parent / ".mltest" / "baselines.json").read_text())
+    assert sorted(index["checks"]["regression"]) == sorted([KEY, "cuda-torch2.13-32-true"])
+    assert tensors.read_bytes() == before
+    assert record_paths(config, "cuda-torch2.13-32-true")[0].exists()
+    # A second update keeps a history of what the record held.
+    assert regression(config, tmp_path, update=True).status is Status.PASS
+    entry = json.loads((config.parent / ".mltest" / "baselines.json").read_text())
+    history = entry["checks"]["regression"][KEY]["history"]
+    assert len(history) == 1 and history[0]["outputs_hash"].startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("bug", "expected"),
+    [
+        # A permuted label map inside predict_step: labels flip on every example.
+        (("softmax(self(x), dim=1)", "softmax(self(x), dim=1)[:, [1, 2, 0]]"),
+         "predicted label(s) of 64 examples flipped"),
+        # A changed normalisation constant: the inputs changed, on any device.
+        (("STD = 2.0", "STD = 2.5"), "the fixed inputs changed"),
+        # Dropout left on at inference: caught before any golden is read.
+        (("return torch.softmax", "self.train()\n        return torch.softmax"),
+         "non-deterministic prediction"),
+    ],
+    ids=["label map", "normalisation", "dropout at predict"],
+)
+def test_real_changes_still_fail_against_another_environments_golden(tmp_path, bug, expected):
+    config = tabular(tmp_path, source="train")
+    relabel(config, "cuda-torch2.13-32-true", noise=2e-3)
+    target = "data.py" if "STD" in bug[0] else "model.py"
+    edit(config.parent / target, bug)
+    result = regression(config, tmp_path)
+    assert result.status is Status.FAIL, result.summary
+    assert expected in result.summary, result.summary
+
+
+def test_a_committed_golden_of_the_first_layout_is_still_read(tmp_path):
+    config = tabular(tmp_path)
+    tensors, meta = record_paths(config)
+    golden = config.parent / ".mltest" / "golden"
+    tensors.rename(golden / "regression.safetensors")
+    meta.rename(golden / "regression.json")
+    index_path = config.parent / ".mltest" / "baselines.json"
+    index = json.loads(index_path.read_text())
+    del index["checks"]["regression"]
+    index_path.write_text(json.dumps(index))
+    result = regression(config, tmp_path)
+    assert result.status is Status.PASS and result.metrics["golden_key"] == KEY, result.summary
+    edit(config.parent / "model.py", ("return self.net(x)", "return self.net(x * 1.5)"))
+    assert regression(config, tmp_path).status is Status.FAIL
+
+
+# --- numerical noise of a trained model under test --------------------------------------------
+
+IMAGE_20_EPOCHS = ("model_under_test: {source: train, epochs: 3, seed: 0}",
+                   "model_under_test: {source: train, epochs: 20, seed: 0}")
+
+
+@pytest.mark.slow
+def test_a_trained_model_passes_with_its_own_thread_count_and_fails_on_a_label_map(tmp_path):
+    # The issue's case: a model under test trained 20 epochs; the PR sets one torch thread
+    # in the model's __init__ (harmless), then shifts the label map (a bug).
+    config = copy_example("image_classifier", tmp_path)
+    (config.parent / "post.py").write_text(POST)
+    edit(config, IMAGE_20_EPOCHS,
+         ("seed: 0}", "seed: 0, postprocess: 'post:labels'}"))
+    recorded = regression(config, tmp_path, update=True)
+    assert recorded.status is Status.PASS, recorded.summary
+    one_thread = "super().__init__()\n        torch.set_num_threads(1)"
+    edit(config.parent / "model.py", ("super().__init__()", one_thread))
+    threads = torch.get_num_threads()
+    result = regression(config, tmp_path)
+    assert torch.get_num_threads() == threads, "the model's thread count leaked"
+    assert result.status is Status.PASS, result.summary
+    edit(config.parent / "post.py", ('["alpha", "beta", "gamma"]', '["beta", "gamma", "alpha"]'))
+    result = regression(config, tmp_path)
+    assert result.status is Status.FAIL, result.summary
+    assert {c.name: c.status for c in result.cases}["name"] is Status.FAIL
+
+
+@pytest.mark.slow
+def test_training_noise_is_measured_at_update_and_real_changes_still_fail(tmp_path):
+    config = copy_example("image_classifier", tmp_path)
+    edit(config, IMAGE_20_EPOCHS)
+    assert regression(config, tmp_path, update=True).status is Status.PASS
+    _, meta = record_paths(config)
+    noise = json.loads(meta.read_text())["noise"]["output"]
+    assert 0 < noise < 0.1, noise  # one vs two CPU threads: small but not nothing
+    # Harmless: the golden recorded on a machine whose sums differ (outputs moved by the
+    # measured noise) still passes, and says the tolerance came from the noise.
+    from safetensors.numpy import load_file, save_file
+
+    tensors, _ = record_paths(config)
+    arrays = load_file(str(tensors))
+    arrays["output"] = arrays["output"] + np.float32(noise)
+    save_file(arrays, str(tensors))
+    result = regression(config, tmp_path)
+    assert result.status is Status.PASS, result.summary
+    assert any("numerically noisy" in n for n in result.notices), result.notices
+    # A real change moves outputs far beyond the noise.
+    edit(config.parent / "model.py", ("softmax(self(x), dim=1)", "softmax(self(x) * 3, dim=1)"))
+    result = regression(config, tmp_path)
+    assert result.status is Status.FAIL, result.summary
 
 
 # --- bugs are caught -------------------------------------------------------------------------
@@ -130,7 +317,7 @@ def test_dropout_left_on_in_predict_step_fails_as_non_deterministic(tmp_path):
     edit(config, ("source: train, epochs: 3", "source: init, epochs: 3"))
     dropout_on = "self.train()  # bug: dropout active at inference\n        return torch.softmax"
     edit(config.parent / "model.py", ("return torch.softmax", dropout_on))
-    golden = config.parent / ".mltest" / "golden" / "regression.safetensors"
+    golden = record_paths(config)[0]
     before = golden.read_bytes()
     recorded = regression(config, tmp_path, update=True)
     assert recorded.status is Status.FAIL and "non-deterministic" in recorded.summary
@@ -236,16 +423,20 @@ def test_a_checkpoint_with_a_renamed_layer_fails_naming_the_keys(tmp_path):
 def test_a_missing_golden_fails_naming_the_update_command(tmp_path):
     config = copy_example("tabular", tmp_path)
     shutil.rmtree(config.parent / ".mltest" / "golden")
+    index_path = config.parent / ".mltest" / "baselines.json"
+    index = json.loads(index_path.read_text())
+    del index["checks"]["regression"]
+    index_path.write_text(json.dumps(index))
     result = regression(config, tmp_path)
     assert result.status is Status.FAIL
     assert "no golden outputs recorded" in result.summary
     assert "mltest baseline update --config" in result.hint and "--check regression" in result.hint
 
 
-@pytest.mark.parametrize("damaged", ["regression.safetensors", "regression.json"])
+@pytest.mark.parametrize("damaged", [0, 1], ids=["safetensors", "json"])
 def test_a_corrupt_golden_file_is_an_error_naming_the_file(tmp_path, damaged):
     config = tabular(tmp_path)
-    path = config.parent / ".mltest" / "golden" / damaged
+    path = record_paths(config)[damaged]
     path.write_bytes(b"\x00garbage{")
     result = regression(config, tmp_path)
     assert result.status is Status.ERROR
