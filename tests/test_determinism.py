@@ -19,13 +19,13 @@ import torch
 from mltest.engine import environment_facts, make_trainer
 from mltest.errors import ConfigError
 from mltest.report import Status
-from mltest.supervisor import run_suite
 from mltest.seeding import (
     isolated_global_state,
     nondeterministic_op,
     prepare_process,
     watch_determinism,
 )
+from mltest.supervisor import run_suite
 from tests.suites import forget_project_modules, write_suite
 
 MODEL = """
