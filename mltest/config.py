@@ -167,6 +167,12 @@ class Config(Strict):
                 f"{', '.join(taken)} cannot be set here: the checks set them; "
                 "use the check's own settings (e.g. checks.memorization.max_epochs)"
             )
+        mode = value.get("deterministic", "warn")
+        if mode not in (True, False, "warn"):  # Lightning would only say so once training
+            raise ValueError(
+                f"`deterministic` must be true, false or warn (the default: ops without a "
+                f"deterministic kernel run with a notice), got {mode!r}"
+            )
         return value
 
 

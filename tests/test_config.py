@@ -81,6 +81,10 @@ def test_a_good_config_loads_with_defaults(tmp_path):
             ("seeds: [0, 1]", "seeds: [0, 1]\ntrainer: {max_epochs: 3}"),
             ["`trainer`", "max_epochs cannot be set here"],
         ),
+        (  # a determinism mode Lightning would only refuse once training starts
+            ("seeds: [0, 1]", "seeds: [0, 1]\ntrainer: {deterministic: sometimes}"),
+            ["`trainer`", "`deterministic` must be true, false or warn", "'sometimes'"],
+        ),
     ],
 )
 def test_bad_configs_name_the_line_the_key_and_the_fix(tmp_path, change, expected):
