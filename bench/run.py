@@ -142,6 +142,11 @@ def table(results: dict[str, Any]) -> str:
         else:
             add("sanity vs torchtest: time", f"{t['sanity_s']:.3f} s vs {t['torchtest_s']:.3f} s "
                 f"(x{t['ratio']:.1f})")
+            pr = t["probes"]
+            add("sanity probes: one step / default", f"{pr['one_step_s']:.3f} s / "
+                f"{pr['default_s']:.3f} s (x{pr['ratio_default_vs_one_step']:.2f}; gradient "
+                f"check {pr['gradient_check_s']:.3f} s; +{pr['added_in_plain_steps']:.0f} "
+                f"plain steps of {pr['plain_step_s'] * 1e3:.2f} ms)")
             add("broken variants caught", f"mltest {t['caught']['mltest']}/{t['caught']['of']}, "
                 f"torchtest {t['caught']['torchtest']}/{t['caught']['of']}")
             for label, v in t["variants"].items():

@@ -37,9 +37,9 @@ def _torchtest_verdict(cls) -> tuple[bool, str]:
     return False, ""
 
 
-def _sanity_ctx(name: str, baseline_dir: str):
+def _sanity_ctx(name: str, baseline_dir: str, settings: dict | None = None):
     config = write_config(
-        {"sanity": {}},
+        {"sanity": settings or {}},
         model={"class": f"bench.models:{name}"},
         data=DATA,
         seeds=[0],
@@ -85,6 +85,7 @@ def against_torchtest(quick: bool) -> dict[str, Any]:
         1 if quick else 5,
     )
     return {
+        "probes": probe_costs(baseline_dir, 1 if quick else 5),
         "baseline_recorded": recorded.status.value,
         "sanity_s": best(times["sanity"]),
         "torchtest_s": best(times["torchtest"]),
@@ -95,4 +96,62 @@ def against_torchtest(quick: bool) -> dict[str, Any]:
             "torchtest": sum(v["torchtest_caught"] for k, v in variants.items() if k != "healthy"),
             "of": len(BROKEN),
         },
+    }
+
+
+# The check as it was before the probes: one step, nothing else.
+ONE_STEP = {"steps": 1, "gradient_check": False, "init_loss": False, "units": False}
+
+
+def _plain_step_seconds(repeats: int) -> float:
+    """One plain PyTorch training step of SanityNet on the first batch (forward, backward,
+    Adam step): the unit the sanity check's cost is counted in."""
+    import time
+
+    import torch
+
+    from bench.models import BenchData, SanityNet
+
+    data = BenchData("table", batch_size=64)
+    data.setup()
+    x, y = next(iter(data.predict_dataloader()))
+    torch.manual_seed(0)
+    model = SanityNet()
+    opt = model.configure_optimizers()
+    times = []
+    for _ in range(max(repeats, 3) * 10):
+        started = time.perf_counter()
+        opt.zero_grad()
+        model.loss(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - started)
+    return best(times)
+
+
+def probe_costs(baseline_dir: str, repeats: int) -> dict[str, Any]:
+    """What the probes add to the sanity check on SanityNet: the check with one step and no
+    probes, the default (3 steps and every probe), and the gradient check on its own."""
+    from mltest.checks import sanity
+
+    runs = {}
+    for label, settings in {"one_step": ONE_STEP, "default": {}}.items():
+        ctx, s = _sanity_ctx("SanityNet", baseline_dir, settings)
+        runs[label] = (ctx, s)
+    results = {}
+    times = alternate(
+        {label: (lambda c=c, s=s: results.setdefault("last", sanity.run(c, s)))
+         for label, (c, s) in runs.items()},
+        repeats,
+    )
+    default = sanity.run(*runs["default"])
+    plain = _plain_step_seconds(repeats)
+    one, full = best(times["one_step"]), best(times["default"])
+    return {
+        "one_step_s": one,
+        "default_s": full,
+        "ratio_default_vs_one_step": paired_ratio(times["default"], times["one_step"]),
+        "gradient_check_s": default.metrics["gradient_check_seconds"],
+        "plain_step_s": plain,
+        "added_in_plain_steps": (full - one) / plain if plain else None,
+        "default_status": default.status.value,
     }

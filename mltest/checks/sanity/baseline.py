@@ -115,7 +115,8 @@ def record(
         was = " (unchanged)" if previous["parameters"] == rows else " (changed)"
     notices = [
         f"recorded although {f.message[0].lower()}{f.message[1:]}; from now on the first loss is "
-        "compared with this one" for f in soft
+        "compared with this one"
+        for f in soft
     ]
     return (
         Status.PASS,

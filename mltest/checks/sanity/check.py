@@ -209,8 +209,11 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
     if not settings.batch_independence:
         skip.add("batch independence")
     if len(obs.steps) < 2:
-        skip |= {"gradients are cleared between steps", "optimizer steps every step",
-                 "scheduler steps once per step"}
+        skip |= {
+            "gradients are cleared between steps",
+            "optimizer steps every step",
+            "scheduler steps once per step",
+        }
     if obs.gradcheck is None:
         skip.add("gradient matches finite differences")
     if not settings.init_loss:

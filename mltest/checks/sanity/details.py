@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 from mltest.checks.sanity.findings import Finding
 from mltest.checks.sanity.obs import StepObs
 
 
 def details(obs: StepObs, findings: list[Finding], baseline: dict | None) -> str:
+    """Markdown: the findings (with their likely cause), the tables, the probes' figures."""
     loss = f"{obs.loss:.6g}" if obs.loss is not None else "not reported"
     lrs = ", ".join(f"{x:g}" for x in obs.learning_rates) or "—"
     lines = [
-        f"One step of `{obs.model_name}` from seed {obs.seed} on the first training batch: "
-        f"loss {loss}, learning rate(s) {lrs}, {obs.seconds:.2f} s.",
+        f"{len(obs.steps) or 1} step(s) of `{obs.model_name}` from seed {obs.seed} on the first "
+        f"training batch: first loss {loss}, learning rate(s) {lrs}, {obs.seconds:.2f} s.",
         "",
     ]
     if findings:
-        lines += [f"- **{f.aspect}**: {f.message}" for f in findings] + [""]
+        lines += [
+            f"- **{f.aspect}**: {f.message}" + (f" *(likely cause: {f.cause})*" if f.cause else "")
+            for f in findings
+        ] + [""]
+    lines += _probes(obs)
     flagged = {n for f in findings for n in f.names}
     rows = [p for p in obs.params if p.name in flagged] or obs.params
     if len(obs.params) <= 60:
@@ -51,3 +58,60 @@ def details(obs: StepObs, findings: list[Finding], baseline: dict | None) -> str
             f"Train now ({len(now)}): {', '.join(now) or '—'}",
         ]
     return "\n".join(lines)
+
+
+def _probes(obs: StepObs) -> list[str]:
+    """The per-step trace and each probe's figures, so a pass can be read as well as a fail."""
+    lines: list[str] = []
+    if len(obs.steps) > 1:
+        lines += [
+            "| step | loss | gradient norm | learning rates | moved | stale gradients |",
+            "|---|---|---|---|---|---|",
+        ]
+        for s in obs.steps:
+            loss = f"{s.loss:.4g}" if s.loss is not None else "—"
+            norm = f"{s.grad_norm:.3g}" if s.grad_norm is not None else "—"
+            rates = ", ".join(f"{x:.3g}" for x in s.learning_rates) or "—"
+            lines.append(
+                f"| {s.index} | {loss} | {norm} | {rates} | {s.changed} | {len(s.stale)} |"
+            )
+        lines.append("")
+    if obs.gradcheck is not None:
+        errors = ", ".join(f"{e:.2g}" for e in obs.gradcheck.errors)
+        lines += [
+            f"Gradient check (float64, finite differences): relative errors {errors} "
+            f"({obs.gradcheck.seconds:.2f} s).",
+            "",
+        ]
+    if obs.init is not None and obs.init.classes:
+        lines += [
+            f"Loss at init {obs.init.loss:.4g}; ln {obs.init.classes} = "
+            f"{math.log(obs.init.classes):.4g}"
+            + (
+                f", labels' entropy {obs.init.label_entropy:.4g}"
+                if obs.init.label_entropy is not None
+                else ""
+            )
+            + ".",
+            "",
+        ]
+    if obs.units:
+        lines += ["| activation module | type | dead / saturated share | of |", "|---|---|---|---|"]
+        lines += [
+            f"| `{u.module}` | {u.type} | {u.kind} {u.share:.2f} | {u.units} |" for u in obs.units
+        ]
+        lines.append("")
+    if obs.padding is not None and obs.padding.moved is not None:
+        rows = (
+            "; ".join(
+                f"`{m}` padding_idx {i}, pad row change {c:.3g}"
+                for m, i, c in obs.padding.embeddings
+            )
+            or "no embedding reads it"
+        )
+        lines += [
+            f"Padding: {obs.padding.extra} positions appended moved outputs by "
+            f"{obs.padding.moved:.3g}; {rows}.",
+            "",
+        ]
+    return lines

@@ -321,8 +321,9 @@ class _StepProbe(pytorch_lightning.Callback):
         try:
             if self.settings.padding is not None:
                 with torch.no_grad():
-                    padding.invariance(pl_module, self.batch, self.settings.padding,
-                                       self.obs.padding)
+                    padding.invariance(
+                        pl_module, self.batch, self.settings.padding, self.obs.padding
+                    )
             if not (needs_output or self.settings.batch_independence):
                 return
             x = batch_input(self.batch, self.settings.input_key)
@@ -334,9 +335,7 @@ class _StepProbe(pytorch_lightning.Callback):
             if self.settings.batch_independence:
                 self.obs.eval_unstable = independence.unstable(pl_module, x)
                 if self.obs.eval_unstable is None:
-                    self.obs.batch_size, self.obs.dependence = independence.dependence(
-                        pl_module, x
-                    )
+                    self.obs.batch_size, self.obs.dependence = independence.dependence(pl_module, x)
         except MltestError as exc:  # raised after fit returns, so Lightning does not wrap it
             self.error = exc
         except Exception as exc:

@@ -99,15 +99,26 @@ def judge(obs: InitLossObs | None, baseline: float | None) -> list[Finding]:
         if baseline <= 0 or abs(obs.loss - baseline) < 1e-6:
             return []
         direction = "below" if obs.loss < baseline else "above"
-        return [_finding(obs, f"{direction} the baseline's {baseline:.3g}"
-                         + (f" ({expected})" if expected else ""), direction)]
+        return [
+            _finding(
+                obs,
+                f"{direction} the baseline's {baseline:.3g}"
+                + (f" ({expected})" if expected else ""),
+                direction,
+            )
+        ]
     if lnc is None:
         return []
     floor = BELOW * (obs.label_entropy if obs.label_entropy is not None else lnc)
     if obs.loss < floor:
-        return [_finding(obs, f"far below {expected}; the labels' entropy is "
-                         f"{obs.label_entropy if obs.label_entropy is not None else lnc:.3g}",
-                         "below")]
+        return [
+            _finding(
+                obs,
+                f"far below {expected}; the labels' entropy is "
+                f"{obs.label_entropy if obs.label_entropy is not None else lnc:.3g}",
+                "below",
+            )
+        ]
     if obs.loss > ABOVE * lnc:
         return [_finding(obs, f"far above {expected}", "above")]
     return []

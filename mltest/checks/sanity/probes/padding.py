@@ -52,8 +52,8 @@ class EmbeddingWatch:
         for name, module in model.named_modules():
             embedding = isinstance(module, (nn.Embedding, nn.EmbeddingBag))
             if embedding and spec.pad_value < module.num_embeddings:
-                    self.before[name] = module.weight.detach()[spec.pad_value].clone()
-                    self.handles.append(module.register_forward_pre_hook(self._hook(name, module)))
+                self.before[name] = module.weight.detach()[spec.pad_value].clone()
+                self.handles.append(module.register_forward_pre_hook(self._hook(name, module)))
 
     def _hook(self, name, module):
         def hook(mod, args):

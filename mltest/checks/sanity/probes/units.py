@@ -1,12 +1,12 @@
 """Dead and saturated units, per activation module, on the first batch.
 
 Forward hooks on activation modules during the first step: a ReLU unit (one position of the
-module's output, batch dimension excluded) is dead when it is never positive on the batch; a
-tanh/sigmoid/hardtanh unit is saturated when it sits at a limit for every sample (its gradient
-is ~0 there). Healthy models have some of both, so the shares are compared with the baseline,
-module by module; only a share near 1 fails without one. The baseline also lists which
-activation modules ran: one that no longer runs (a missing ReLU makes two Linear layers one
-linear map) is named.
+module's output, batch dimension excluded) is dead when it is never positive on the batch;
+for tanh/sigmoid/hardtanh modules the share is that of output values at a limit (|tanh| >
+0.99, sigmoid outside [0.01, 0.99], hardtanh at min/max), where the gradient is ~0. Healthy
+models have some of both, so the shares are compared with the baseline, module by module;
+only a share near 1 fails without one. The baseline also lists which activation modules ran:
+one that no longer runs (a missing ReLU makes two Linear layers one linear map) is named.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ AT_LEAST = 0.5  # ... when the share is now at least this
 
 
 class UnitWatch:
-    """Forward hooks counting, per unit, whether it was ever alive on the batch."""
+    """Forward hooks: per ReLU unit, whether it was ever positive on the batch; per saturating
+    module, how many of its values sat at a limit."""
 
     def __init__(self, model: nn.Module):
-        self.alive: dict[str, torch.Tensor] = {}
+        self.alive: dict[str, torch.Tensor] = {}  # dead kind: unit -> ever positive
+        self.stuck: dict[str, list] = {}  # saturated kind: [values at a limit, values]
         self.kinds: dict[str, tuple[str, str]] = {}
         self.handles = []
         for name, module in model.named_modules():
@@ -42,10 +44,15 @@ class UnitWatch:
             if not isinstance(output, torch.Tensor) or output.dim() < 1 or not output.numel():
                 return
             y = output.detach()
-            alive = (y > 0) if kind == "dead" else ~_at_limit(module, y)
-            alive = alive.reshape(y.shape[0], -1).any(dim=0) if y.dim() > 1 else alive.any()[None]
+            if kind == "saturated":  # no sync: tensors summed, read once at the end
+                count = _at_limit(module, y).sum()
+                seen = self.stuck.setdefault(name, [0, 0])
+                seen[0], seen[1] = seen[0] + count, seen[1] + y.numel()
+                return
+            alive = (y > 0).reshape(y.shape[0], -1).any(dim=0) if y.dim() > 1 else (y > 0).any()
             seen = self.alive.get(name)
-            self.alive[name] = alive if seen is None or seen.shape != alive.shape else seen | alive
+            same = seen is not None and seen.shape == alive.shape
+            self.alive[name] = seen | alive if same else alive
 
         return hook
 
@@ -54,14 +61,20 @@ class UnitWatch:
         for h in self.handles:
             h.remove()
         self.handles = []
-        if not self.alive:
-            return []
-        shares = torch.stack([(~a).float().mean() for a in self.alive.values()]).tolist()
-        return [
-            UnitObs(name, self.kinds[name][0], self.kinds[name][1], round(share, 4),
-                    int(a.numel()))
-            for (name, a), share in zip(self.alive.items(), shares, strict=True)
-        ]
+        found = []
+        for name in self.kinds:
+            if name in self.alive:
+                a = self.alive[name]
+                share, units = float((~a).float().mean()), int(a.numel())
+            elif name in self.stuck:
+                count, units = self.stuck[name]
+                share = float(count) / units
+            else:
+                continue
+            found.append(
+                UnitObs(name, self.kinds[name][0], self.kinds[name][1], round(share, 4), units)
+            )
+        return found
 
 
 def _at_limit(module, y: torch.Tensor) -> torch.Tensor:
@@ -82,8 +95,9 @@ def parse(line: str) -> UnitObs:
     return UnitObs(module, kind_type, kind, float(share), 0)
 
 
-def judge(units: list[UnitObs], baseline: list[str] | None, update_command: str
-          ) -> tuple[list[Finding], list[str]]:
+def judge(
+    units: list[UnitObs], baseline: list[str] | None, update_command: str
+) -> tuple[list[Finding], list[str]]:
     """Findings (units dead or saturated beyond the baseline, activations gone) and notices."""
     then = {u.module: u for u in map(parse, baseline)} if baseline is not None else None
     bad = []
@@ -97,7 +111,8 @@ def judge(units: list[UnitObs], baseline: list[str] | None, update_command: str
     notices: list[str] = []
     if bad:
         parts = [
-            f"`{u.module}` ({u.type}): {u.share:.0%} of {u.units} units {u.kind}"
+            f"`{u.module}` ({u.type}): {u.share:.0%} of {u.units} "
+            f"{'units dead' if u.kind == 'dead' else 'values saturated'}"
             + (f" (baseline {b.share:.0%})" if b else "")
             for u, b in bad
         ]
@@ -119,8 +134,10 @@ def judge(units: list[UnitObs], baseline: list[str] | None, update_command: str
     gone = [m for m in then if m not in now]
     new = [u.module for u in units if u.module not in then]
     if gone and [then[m].type for m in then] == [u.type for u in units]:
-        notices.append(f"activation modules were renamed since the baseline ({gone[0]} → "
-                       f"{new[0]}, ...); record the new names with `{update_command}`")
+        notices.append(
+            f"activation modules were renamed since the baseline ({gone[0]} → "
+            f"{new[0]}, ...); record the new names with `{update_command}`"
+        )
     elif gone:
         kinds = ", ".join(f"{m} ({then[m].type})" for m in gone[:8])
         found.append(
@@ -135,6 +152,8 @@ def judge(units: list[UnitObs], baseline: list[str] | None, update_command: str
             )
         )
     elif new:
-        notices.append(f"new activation module(s) since the baseline: {names(new)}; record them "
-                       f"with `{update_command}`")
+        notices.append(
+            f"new activation module(s) since the baseline: {names(new)}; record them "
+            f"with `{update_command}`"
+        )
     return found, notices
