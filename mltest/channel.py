@@ -23,7 +23,7 @@ class ChannelError(Exception):
 
 @dataclass
 class Job:
-    """What the supervisor asks one worker process to do (sent as JSON on its stdin).
+    """What the supervisor asks one worker process to do (a JSON file named in its env).
 
     Attributes:
         config: the config file, absolute.
@@ -50,12 +50,14 @@ class Job:
 
 class Sender:
     """The worker's end: writes whole lines with one `os.write` each, so a message is never
-    interleaved with another."""
+    interleaved with another. Without a descriptor (a ddp rank other than 0) it sends nothing."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int | None):
         self.fd = fd
 
     def send(self, kind: str, **payload: Any) -> None:
+        if self.fd is None:
+            return
         data = (json.dumps({"type": kind, **payload}, default=_jsonable) + "\n").encode()
         view = memoryview(data)
         while view:

@@ -1,9 +1,13 @@
 """The worker: the only process that imports and runs the user's code.
 
 Started by the supervisor as `python -m mltest.worker` with an environment that holds no
-secret, it reads its `Job` from stdin, runs the checks in order and streams each result back
-on the pipe named by `MLTEST_CHANNEL_FD`. It never writes reports, baselines or goldens: files
-the checks record go to a staging folder that the supervisor commits.
+secret, it reads its `Job` from the file named by `MLTEST_JOB`, runs the checks in order and
+streams each result back on the pipe named by `MLTEST_CHANNEL_FD`. Under a multi-process
+Lightning strategy (ddp), Lightning starts the other ranks by running this module again with
+the same environment: they run the same checks, so their training steps meet rank 0's, but
+only rank 0 reports, and each rank stages files in a folder of its own. The worker never
+writes reports, baselines or goldens: files the checks record go to a staging folder that the
+supervisor commits.
 """
 
 from __future__ import annotations
@@ -22,16 +26,24 @@ from mltest.errors import CheckFailed, MltestError, ProjectError, describe, user
 from mltest.report import CheckResult, Status
 
 CHANNEL_FD_ENV = "MLTEST_CHANNEL_FD"
+JOB_ENV = "MLTEST_JOB"
 _NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "Timeout", "NewConnectionError")
 _network_setting = ""  # the action's `network` input, when it runs the suite
 
 
 def main() -> int:
     _die_with_parent()
-    job = Job.from_json(sys.stdin.read())
+    job = Job.from_json(open(os.environ[JOB_ENV], encoding="utf-8").read())  # noqa: SIM115
     global _network_setting
     _network_setting = str(job.extra.get("network", ""))
-    sender = Sender(int(os.environ.pop(CHANNEL_FD_ENV)))
+    rank = _rank()
+    if rank:  # another rank of a ddp run: same work, silent, its own files
+        sender = Sender(None)
+        job.staging = f"{job.staging}-rank{rank}"
+        job.stack_file = f"{job.stack_file}.rank{rank}"
+        os.makedirs(job.staging, exist_ok=True)
+    else:
+        sender = Sender(int(os.environ.pop(CHANNEL_FD_ENV)))
     stacks = open(job.stack_file, "w", encoding="utf-8")  # noqa: SIM115 (lives with the process)
     faulthandler.enable(file=stacks, all_threads=True)  # segfaults leave their stack here
     faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)  # asked on timeouts
@@ -161,6 +173,15 @@ def _load_project(loaded):
             f"importing the model or data module called sys.exit({exc.code!r}){user_frame(exc)}; "
             "remove the exit: mltest decides when the run ends"
         ) from exc
+
+
+def _rank() -> int:
+    """This process's global rank when Lightning launched it as another rank, else 0."""
+    for name in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def _die_with_parent() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mltest.channel import ChannelError, Job, Receiver
-from mltest.worker import CHANNEL_FD_ENV
+from mltest.worker import CHANNEL_FD_ENV, JOB_ENV
 
 # The worker's environment is built from this allow-list, never by removing known secrets.
 _PASS_NAMES = frozenset(
@@ -64,21 +64,18 @@ class WorkerProcess:
         self._receiver = Receiver()
         self._read = os.fdopen(read_fd, "rb", buffering=0)
         self.stopped_by: str | None = None  # why the supervisor stopped it, if it did
+        # A file, not stdin: ddp's other ranks are this module started again, and read it too.
+        job_file = Path(f"{job.stack_file}.job.json")
+        job_file.write_text(job.to_json(), encoding="utf-8")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mltest.worker"],
-            stdin=subprocess.PIPE,
-            env={**env, CHANNEL_FD_ENV: str(write_fd)},
+            stdin=subprocess.DEVNULL,
+            env={**env, CHANNEL_FD_ENV: str(write_fd), JOB_ENV: str(job_file)},
             cwd=cwd,
             pass_fds=(write_fd,),
             start_new_session=True,  # its own process group: stop() reaches its children too
         )
         os.close(write_fd)
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(job.to_json().encode())
-            self.process.stdin.close()
-        except BrokenPipeError:  # it died at once; the empty channel says so
-            pass
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._read, selectors.EVENT_READ)
         self._closed = False

@@ -250,3 +250,22 @@ def test_the_supervisor_makes_itself_unreadable_to_processes_of_the_same_user():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["1", "0"], out.stderr
+
+
+@pytest.mark.slow
+def test_a_ddp_strategy_runs_the_checks_in_two_ranks_and_rank_0_alone_reports(tmp_path):
+    # Lightning starts rank 1 by running the worker module again; it runs the same checks
+    # (its training steps meet rank 0's over gloo) but sends nothing and stages apart.
+    config = copy_example("tabular", tmp_path)
+    text = config.read_text().replace("accelerator: auto", "accelerator: cpu")
+    config.write_text(text.replace("  devices: 1\n", "  devices: 2\n  strategy: ddp\n"))
+    lines: list[str] = []
+    report = run_suite(
+        config,
+        tmp_path / "r",
+        only=["memorization", "sanity"],
+        on_result=lambda result: lines.append(result.name),
+    )
+    assert [c.status.value for c in report.checks[:2]] == ["pass", "pass"]
+    assert lines == ["memorization", "sanity", "regression", "key_examples"]  # once each
+    assert report.complete and report.verdict.value == "pass"
