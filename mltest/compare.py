@@ -72,6 +72,7 @@ class OutputDiff:
     judged_on: Literal["values", "labels"] = "values"
     examples: int = 0
     worst: list[Worst] = field(default_factory=list)
+    histogram: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -265,9 +266,39 @@ def _compare_float(name, golden, got, tol, task, examples, worst) -> OutputDiff:
             Worst(_index(i, golden.shape), flat_g[i].item(), flat_n[i].item(), float(abs_diff[i]))
             for i in moved_at[top]
         ]
+        diff.histogram = abs_diff_histogram(abs_diff, moved_mask)
     if _is_classifier(golden, task):
         diff.flipped, diff.ties = _flips(golden, got, tol)
     return diff
+
+
+def abs_diff_histogram(abs_diff: np.ndarray, moved: np.ndarray, bins: int = 12) -> dict:
+    """Absolute differences counted in decades (log-spaced bins), and how many in each bin are
+    beyond their own tolerance.
+
+    Returns ``{"decades": [k, ...], "counts": [...], "moved": [...], "zero": n, "nonfinite": n}``
+    where bin ``k`` holds differences in ``[10**k, 10**(k+1))``; at most ``bins`` bins, the
+    smallest differences folded into the first one.
+    """
+    finite = np.isfinite(abs_diff)
+    positive = finite & (abs_diff > 0)
+    result = {
+        "decades": [],
+        "counts": [],
+        "moved": [],
+        "zero": int(np.count_nonzero(finite & (abs_diff == 0))),
+        "nonfinite": int(abs_diff.size - np.count_nonzero(finite)),
+    }
+    if not positive.any():
+        return result
+    exponents = np.floor(np.log10(abs_diff[positive].astype(np.float64))).astype(np.int64)
+    top = int(exponents.max())
+    low = max(int(exponents.min()), top - bins + 1)
+    index = np.clip(exponents, low, top) - low
+    result["decades"] = list(range(low, top + 1))
+    result["counts"] = np.bincount(index, minlength=top - low + 1).tolist()
+    result["moved"] = np.bincount(index[moved[positive]], minlength=top - low + 1).tolist()
+    return result
 
 
 def _flips(golden: np.ndarray, got: np.ndarray, tol: Tolerance) -> tuple[int, int]:

@@ -144,7 +144,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "failures": sum(o.tested and not o.passed for o in outcomes),
             "new_failures": [o.example.id for o in outcomes if o.new_failure][:100],
             "tags": {s.tag: {"cases": s.cases, "failures": s.failures, "rate": s.rate,
-                             "allowed": s.allowed} for s in stats},
+                             "allowed": s.allowed, "new_failures": _new_in(s.tag, outcomes)}
+                     for s in stats},
             "environment": env_key,
             "baseline_environment": baseline_key,
         },
@@ -431,6 +432,11 @@ def _dir(ex: Example, i: int, ref: Example, r: int, preds: Predictions) -> Outco
 
 
 # --- verdict ---------------------------------------------------------------------------------
+
+
+def _new_in(tag: str, outcomes: list[Outcome]) -> int:
+    """How many of a tag's failures passed in the baseline (for the report's chart)."""
+    return sum(o.new_failure and tag in (o.example.tags or (UNTAGGED,)) for o in outcomes)
 
 
 def tag_stats(outcomes: list[Outcome], settings: Settings) -> list[TagStat]:

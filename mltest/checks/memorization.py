@@ -93,6 +93,8 @@ class SeedRun:
     nonfinite: str | None = None
     final_loss: float | None = None
     losses: list[float] = field(default_factory=list)
+    initial_metric: float | None = None  # the target metric's value at init (metric targets)
+    metric_values: list[float] = field(default_factory=list)  # and after each epoch
     seconds: float = 0.0
     nondeterministic: list[str] = field(default_factory=list)  # ops without such a kernel
 
@@ -152,6 +154,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "baseline_history": baseline.get("history", []) if baseline else [],
             "tolerance": settings.tolerance.model_dump(),
             "loss_curves": {str(r.seed): r.losses for r in runs},
+            **_chart_metrics(runs, settings.target, baseline),
         },
         cases=[
             Case(f"seed {r.seed}", Status.FAIL if r.problem else Status.PASS, r.problem or "")
@@ -274,6 +277,7 @@ def _record(ctx, settings, runs, median, env_key, previous):
         "target": settings.target.describe(),
         "batches": settings.batches,
         "history": history[-settings.history :] if settings.history else [],
+        "curve": median_curve(runs, settings.target),
         "torch": torch.__version__,
         "lightning": pytorch_lightning.__version__,
         "recorded": datetime.date.today().isoformat(),
@@ -296,3 +300,42 @@ def _details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> 
         trend = [*baseline.get("history", []), baseline["median"]]
         lines += ["", f"Baseline trend (oldest first): {' → '.join(f'{x:g}' for x in trend)}"]
     return "\n".join(lines)
+
+
+def _curve(run_: SeedRun, target: Target) -> list[float]:
+    """The target quantity at init, then after each epoch (empty when never measured)."""
+    if target.metric is None:
+        first, rest = run_.initial_loss, run_.losses
+    else:
+        first, rest = run_.initial_metric, run_.metric_values
+    return ([] if first is None else [first]) + list(rest)
+
+
+def median_curve(runs: list[SeedRun], target: Target, points: int = 100) -> list[list[float]]:
+    """The seeds' median curve of the target quantity as ``[epoch, value]`` pairs, epoch 0 being
+    the fresh init, up to the median epoch count and thinned to about ``points`` pairs.
+
+    A seed that reached the target stopped training; it counts with its last value after that.
+    """
+    curves = [c for c in (_curve(r, target) for r in runs) if c]
+    counts = [r.epochs for r in runs if r.epochs is not None]
+    if not curves or not counts:
+        return []
+    length = min(max(map(len, curves)), int(statistics.median(counts)) + 1)
+    median = [
+        statistics.median(c[min(epoch, len(c) - 1)] for c in curves) for epoch in range(length)
+    ]
+    step = max(1, -(-length // points))
+    keep = sorted({*range(0, length, step), length - 1})
+    return [[epoch, round(median[epoch], 6)] for epoch in keep]
+
+
+def _chart_metrics(runs: list[SeedRun], target: Target, baseline: dict | None) -> dict[str, Any]:
+    """What the report's charts draw: the target quantity per seed from init on, the target,
+    and the baseline's median curve when the baseline has one."""
+    return {
+        "target_quantity": target.metric or "loss",
+        "target_value": target.loss_below if target.metric is None else target.at_least,
+        "curves": {str(r.seed): _curve(r, target) for r in runs},
+        "baseline_curve": (baseline or {}).get("curve") or [],
+    }

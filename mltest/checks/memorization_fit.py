@@ -67,6 +67,8 @@ class _Probe(_lightning_callback_base()):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
         loss, metrics = evaluate(pl_module, self.device_batches, self.target)
         self.result.initial_loss = loss
+        if self.target.metric is not None:
+            self.result.initial_metric = metrics[self.target.metric]
         if self.target.met(loss, metrics):
             self.result.met_before_training = True
             raise _Stop
@@ -81,6 +83,8 @@ class _Probe(_lightning_callback_base()):
         loss, metrics = evaluate(pl_module, self.device_batches, self.target)
         self.result.losses.append(loss)
         self.result.final_loss = loss
+        if self.target.metric is not None:
+            self.result.metric_values.append(metrics[self.target.metric])
         if not math.isfinite(loss):
             self._stop(f"eval loss became {loss:g}", trainer, pl_module)
         if self.target.met(loss, metrics):

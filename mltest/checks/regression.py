@@ -575,6 +575,7 @@ def _output_metrics(comparison: Any) -> dict[str, Any]:
                 "flipped": d.flipped,
                 "ties": d.ties,
                 "judged_on": d.judged_on,
+                "histogram": d.histogram,
             }
             for d in comparison.outputs
         },
