@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from mltest.render.console import check_line, closing
 from mltest.render.junit import render_junit
 from mltest.render.markdown import render_markdown
+from mltest.report import Report
 from tests.sample_reports import big_report, mixed_report
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -86,3 +87,8 @@ def test_markdown_never_exceeds_the_limit_and_says_when_it_shortened(checks, det
         assert body.count("```") % 2 == 0  # no code fence left open
         for check in report.checks:  # the table of verdicts always survives
             assert f"| {check.name} |" in body
+
+
+def test_failing_comment_with_charts_matches_golden():
+    report = Report.read_json(Path(__file__).parent / "reports" / "tabular-failing.json")
+    matches_golden("failing-comment.md", render_markdown(report, run_url="https://example/run/3"))

@@ -8,6 +8,7 @@ then read with the standard library's HTML parser, which decodes entities as a b
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from mltest.github.comment import COMMENT_LIMIT, comment_body, marker
 from mltest.render import safe
+from mltest.render.charts import charts_for
 from mltest.render.console import check_line, closing
 from mltest.render.junit import render_junit
 from mltest.render.markdown import render_markdown
@@ -76,14 +78,38 @@ class _Collector(HTMLParser):
         self.parsed.other.append(data)
 
 
+def _html(markdown: str) -> str:
+    options = cmarkgfm.Options.CMARK_OPT_UNSAFE | cmarkgfm.Options.CMARK_OPT_GITHUB_PRE_LANG
+    return cmarkgfm.github_flavored_markdown_to_html(markdown, options=options)
+
+
 def parse(markdown: str) -> Parsed:
-    html = cmarkgfm.github_flavored_markdown_to_html(
-        markdown, options=cmarkgfm.Options.CMARK_OPT_UNSAFE
-    )
     collector = _Collector()
-    collector.feed(html)
+    collector.feed(_html(markdown))
     collector.close()
     return collector.parsed
+
+
+_QUOTED = r'"(?:(?!%%)[^"`<>&#@{}\[\];\n])*"'  # no `%%`: a comment or a directive
+_NUMBER = r"-?\d+(\.\d+)?"
+STATEMENTS = [  # the only lines a chart may hold, labels in quotes with nothing live inside
+    re.compile(line)
+    for line in (
+        r"---", r"config:", r"  xyChart:", r"    width: \d+", r"    height: \d+",
+        r"  themeVariables:", r"    xyChart:", r'      plotColorPalette: "(#[0-9a-f]{6}(, )?)+"',
+        r"xychart-beta", rf"  title {_QUOTED}",
+        rf"  x-axis {_QUOTED} ({_NUMBER} --> {_NUMBER}|\[{_QUOTED}(, {_QUOTED})*\])",
+        rf"  y-axis {_QUOTED} {_NUMBER} --> {_NUMBER}",
+        rf"  (line|bar) \[{_NUMBER}(, {_NUMBER})*\]",
+    )
+]  # fmt: skip
+
+
+def assert_mermaid_statements(block: str) -> None:
+    lines = block.rstrip("\n").split("\n")
+    assert lines[:2] == ["---", "config:"] and "xychart-beta" in lines, block
+    for line in lines:
+        assert any(p.fullmatch(line) for p in STATEMENTS), f"not a chart statement: {line!r}"
 
 
 def visible(parsed: Parsed) -> str:
@@ -100,13 +126,22 @@ def assert_harmless(body: str, reports: list[Report], headlines: int = 1) -> Par
     assert parsed.comments == [f" mltest:comment-id={COMMENT_ID} "]
     assert parsed.other == []
     assert set(parsed.starts) <= ALLOWED_TAGS, set(parsed.starts) - ALLOWED_TAGS
-    emitted = sum(1 for r in reports for c in r.checks if c.details)
+    charts = [len(charts_for(c)) for r in reports for c in r.checks]
+    sections = sum(1 for r in reports for c in r.checks if c.details or charts_for(c))
+    emitted = sections + sum(charts)  # each chart has its data table in a details of its own
     opened, closed = parsed.starts.count("details"), parsed.ends.count("details")
     assert opened == closed
     if "Shortened to fit" in body or "_(truncated)_" in body:
         assert opened <= emitted
+    elif "Charts left out" in body:
+        assert sections <= opened <= emitted
     else:
         assert opened == emitted
+    mermaid = re.findall(r'<pre lang="mermaid"><code>(.*?)</code></pre>', _html(body), re.S)
+    if "Shortened to fit" not in body and "_(truncated)_" not in body:
+        assert len(mermaid) == opened - sections
+    for block in mermaid:  # each chart is one code block, every line one Mermaid statement
+        assert_mermaid_statements(html.unescape(block))
     assert parsed.starts.count("summary") == opened
     assert [t for t in parsed.starts if re.fullmatch(r"h\d", t)] == ["h2"] * headlines
     assert not [t for t in parsed.texts if LIVE_MENTION.search(t)]
@@ -228,14 +263,52 @@ hostile = st.lists(
     st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=4)), max_size=14
 ).map("".join)
 statuses = st.sampled_from(list(Status))
+# Numbers as a worker may write them: usual ones, and NaN, infinities, huge, bools, strings.
+numbers = st.one_of(
+    st.floats(-1e3, 1e3), st.floats(), st.integers(-10**6, 10**6), st.booleans(), hostile
+)
+rows = st.integers(1, 4)
+
+
+@st.composite
+def histograms(draw) -> dict:
+    n = draw(rows)
+    counts = st.lists(st.one_of(st.integers(0, 10**6), numbers), min_size=n, max_size=n)
+    return {"decades": draw(st.lists(st.integers(-40, 40), min_size=n, max_size=n)),
+            "counts": draw(counts), "moved": draw(counts), "zero": draw(numbers),
+            "nonfinite": draw(numbers)}  # fmt: skip
+
+
+# The metrics each chart reads, with every name the worker controls hostile.
+CHART_METRICS = {
+    "memorization": st.fixed_dictionaries({
+        "target_quantity": hostile, "target_value": numbers,
+        "curves": st.dictionaries(hostile, st.lists(numbers, max_size=90), max_size=4),
+        "baseline_curve": st.lists(st.lists(numbers, min_size=2, max_size=2), max_size=5),
+        "baseline_epochs": numbers, "baseline_history": st.lists(numbers, max_size=4),
+        "median_epochs": numbers, "max_epochs": numbers,
+        "tolerance": st.fixed_dictionaries({"relative": numbers, "epochs": numbers}),
+    }),
+    "key_examples": st.fixed_dictionaries({"tags": st.dictionaries(hostile, st.fixed_dictionaries(
+        {"rate": numbers, "allowed": numbers, "new_failures": numbers}), max_size=20)}),
+    "regression": st.fixed_dictionaries({
+        "outputs": st.dictionaries(hostile, st.fixed_dictionaries(
+            {"moved": numbers, "histogram": histograms()}), max_size=4),
+        "tolerances": st.dictionaries(hostile, st.fixed_dictionaries(
+            {"atol": numbers, "rtol": numbers}), max_size=2),
+    }),
+    "sanity": st.just({}),
+}  # fmt: skip
 
 
 @st.composite
 def reports(draw) -> Report:
+    kinds = [draw(st.sampled_from(sorted(CHART_METRICS))) for _ in range(3)]
     checks = [
         CheckResult(
             name=draw(hostile),
-            kind="memorization",
+            kind=kinds[i],
+            metrics=draw(CHART_METRICS[kinds[i]]),
             status=draw(statuses),
             summary=draw(hostile),
             details=draw(hostile),
@@ -244,7 +317,7 @@ def reports(draw) -> Report:
             cases=[Case(draw(hostile), draw(statuses), draw(hostile))],
             duration_s=draw(st.floats(0, 1e4)),
         )
-        for _ in range(draw(st.integers(0, 3)))
+        for i in range(draw(st.integers(0, 3)))
     ]
     metadata = {key: draw(hostile) for key in ("git_sha", "device", "git_branch", "pr")}
     metadata["duration_s"] = draw(st.one_of(st.floats(0, 1e4), hostile))

@@ -7,6 +7,7 @@ report comes from the process that ran the pull request's code.
 from __future__ import annotations
 
 from mltest.render import safe
+from mltest.render.charts import charts_for
 from mltest.report import CheckResult, Report, Status, Verdict
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -22,6 +23,7 @@ UNFINISHED = "💥 mltest: the run did not finish"
 SHORTENED = (
     "\n\n_Details were shortened to fit GitHub's size limit; the full report is in {where}._"
 )
+CHARTS_LEFT_OUT = "_Charts left out to fit GitHub's size limit; see {where}._"
 
 
 def render_markdown(
@@ -30,13 +32,23 @@ def render_markdown(
     run_url: str | None = None,
     max_chars: int = GITHUB_COMMENT_LIMIT,
 ) -> str:
-    """Headline verdict, a table of checks, collapsible details, and what to do next.
+    """Headline verdict, a table of checks, collapsible details with charts, and what to do next.
 
-    When the body would be longer than `max_chars`, each check's details are cut (largest
-    first) and the body says so, pointing at the run for the full report.
+    When the body would be longer than `max_chars`, charts go first (passing checks' before
+    failing ones', each section saying so), then each check's details are cut (largest first)
+    and the body says so, pointing at the run for the full report.
     """
     details = [str(c.details or "") for c in report.checks]  # by position: names may repeat
-    body = _compose(report, details, run_url, shortened=False)
+    charts: list[str | None] = [chart_markdown(c) for c in report.checks]  # None: left out
+    body = _compose(report, details, charts, run_url, shortened=False)
+    for i in sorted(
+        (i for i, text in enumerate(charts) if text),
+        key=lambda i: (report.checks[i].status in _OPEN, -len(charts[i] or "")),
+    ):
+        if len(body) <= max_chars:
+            break
+        charts[i] = None
+        body = _compose(report, details, charts, run_url, shortened=False)
     while len(body) > max_chars:
         longest = max(range(len(details)), key=lambda i: len(details[i]), default=None)
         if longest is None or not details[longest]:
@@ -44,8 +56,13 @@ def render_markdown(
         excess = len(body) - max_chars + len(SHORTENED) + 200
         keep = max(0, len(details[longest]) - max(excess, len(details[longest]) // 2))
         details[longest] = _cut(details[longest], keep)
-        body = _compose(report, details, run_url, shortened=True)
+        body = _compose(report, details, charts, run_url, shortened=True)
     return body
+
+
+def chart_markdown(check: CheckResult) -> str:
+    """The check's charts (Mermaid, legend, data table), or '' when its metrics make none."""
+    return "\n\n".join(chart.markdown() for chart in charts_for(check))
 
 
 def truncate(body: str, max_chars: int, note: str) -> str:
@@ -74,7 +91,13 @@ def headline(report: Report) -> str:
     return HEADLINES[report.verdict]
 
 
-def _compose(report: Report, details: list[str], run_url: str | None, shortened: bool) -> str:
+def _compose(
+    report: Report,
+    details: list[str],
+    charts: list[str | None],
+    run_url: str | None,
+    shortened: bool,
+) -> str:
     counts = report.counts
     suite = safe.code(report.suite)
     parts = [f"## {headline(report)}" + (f" — {suite}" if suite else ""), ""]
@@ -94,10 +117,10 @@ def _compose(report: Report, details: list[str], run_url: str | None, shortened:
                 f"| {safe.cell(check.summary)} |"
             )
         parts.append("")
-    for check, text in zip(report.checks, details, strict=True):
-        parts += _section(check, text)
+    for check, text, chart in zip(report.checks, details, charts, strict=True):
+        parts += _section(check, text, chart, run_url)
     if shortened:
-        parts.append(SHORTENED.format(where=f"[the run]({run_url})" if run_url else "report.json"))
+        parts.append(SHORTENED.format(where=_where(run_url)))
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -118,24 +141,34 @@ def _error(error: str) -> list[str]:
     return lines
 
 
-def _section(check: CheckResult, details: str) -> list[str]:
+_OPEN = (Status.FAIL, Status.ERROR)
+
+
+def _section(
+    check: CheckResult, details: str, charts: str | None, run_url: str | None
+) -> list[str]:
+    """Hint, notices, and the collapsible block: charts first, then the check's details;
+    open when the check failed. ``charts`` is None when they were left out for size."""
     lines = []
     name = safe.inline(check.name)
     if check.status in (Status.FAIL, Status.ERROR) and check.hint:
         lines += [f"**{name}: what to do** — {safe.inline(check.hint)}", ""]
     for notice in check.notices:
         lines += [f"> ℹ️ **{name}:** {safe.inline(notice)}", ""]
-    if details:
-        opened = " open" if check.status in (Status.FAIL, Status.ERROR) else ""
-        lines += [
-            f"<details{opened}><summary>{safe.html_text(check.name)} details</summary>",
-            "",
-            safe.markdown(details),
-            "",
-            "</details>",
-            "",
-        ]
+    left_out = CHARTS_LEFT_OUT.format(where=_where(run_url))
+    inside = [left_out if charts is None else charts, safe.markdown(details) if details else ""]
+    inside = [part for part in inside if part]
+    if inside:
+        opened = " open" if check.status in _OPEN else ""
+        lines += [f"<details{opened}><summary>{safe.html_text(check.name)} details</summary>", ""]
+        for part in inside:
+            lines += [part, ""]
+        lines += ["</details>", ""]
     return lines
+
+
+def _where(run_url: str | None) -> str:
+    return f"[the run]({run_url})" if run_url else "report.json"
 
 
 def _context_line(report: Report, run_url: str | None) -> str:
