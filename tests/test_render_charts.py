@@ -245,3 +245,27 @@ def test_the_job_summary_keeps_every_chart_within_one_mebibyte():
     summary = summary_markdown(report, "https://x/run/9")
     assert len(summary.encode()) + 1 <= SUMMARY_LIMIT_BYTES
     assert summary.count("```mermaid") == 24 * 4 and "Charts left out" not in summary
+
+
+# --- from a real run ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_real_baseline_update_records_the_median_curve_the_next_run_draws(tmp_path):
+    from mltest.supervisor import run_suite
+    from tests.suites import copy_example
+
+    config = copy_example("tabular", tmp_path)
+    run_suite(config, tmp_path / "r", update_baselines=True, only=["memorization"])
+    config.write_text(config.read_text().replace("lr: 0.01", "lr: 0.005"))
+    result = run_suite(config, tmp_path / "r2", only=["memorization"]).checks[0]
+
+    m = result.metrics
+    assert (m["target_quantity"], m["target_value"]) == ("loss", 0.05)
+    for seed, epochs in zip(m["seeds"], m["epochs"], strict=True):
+        assert len(m["curves"][str(seed)]) == epochs + 1  # from the fresh init on
+        assert m["curves"][str(seed)][1:] == m["loss_curves"][str(seed)]
+    assert m["baseline_curve"][0][0] == 0 and m["baseline_curve"][-1][0] == 14
+    curves, history = charts_for(result)
+    assert series_names(curves)[-1] == "baseline median"
+    assert history.series[0].values[-2:] == [14, m["median_epochs"]]
