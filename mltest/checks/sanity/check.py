@@ -68,7 +68,12 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     reference = None if ctx.update_baselines or entry is None else entry
     findings = judge_step(obs, settings)
     findings += steps.judge(obs, settings.lr_drop_limit)
-    findings += gradcheck.judge(obs.gradcheck)
+    # A parameter with no gradient at all is already named, with its reason (a detach); the
+    # gradient check adds a finding only for gradients that exist and are wrong.
+    untrained = {n for f in findings if f.aspect == "trainable parameters change" for n in f.names}
+    for finding in gradcheck.judge(obs.gradcheck):
+        if not finding.names or not set(finding.names) <= untrained:
+            findings.append(finding)
     if settings.init_loss:
         findings += init_loss.judge(obs.init, (reference or {}).get("init_loss"))
     findings += padding.judge(obs.padding)
