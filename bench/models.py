@@ -109,6 +109,108 @@ class MediumNet(_Classifier):
         return self.head(self.features(x).flatten(1))
 
 
+class SmallCNN(_Classifier):
+    """The small CPU CNN of the speed section: two convolutions with batch norm, like
+    `examples/image_classifier` (a few milliseconds per epoch of 32 images on a core)."""
+
+    def __init__(self, channels: int = 8, lr: float = 0.01):
+        super().__init__(lr)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.BatchNorm2d(2 * channels),
+            nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * channels, CLASSES))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class _Bottleneck(nn.Module):
+    """ResNet's bottleneck block (1x1, 3x3, 1x1 with batch norm and a projected shortcut)."""
+
+    def __init__(self, inp: int, width: int, stride: int):
+        super().__init__()
+        out = width * 4
+        self.body = nn.Sequential(
+            nn.Conv2d(inp, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out),
+        )
+        self.short = nn.Identity()
+        if stride != 1 or inp != out:
+            self.short = nn.Sequential(
+                nn.Conv2d(inp, out, 1, stride, bias=False), nn.BatchNorm2d(out)
+            )
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.short(x))
+
+
+def builtin_resnet(depth: int, classes: int) -> nn.Module:
+    """A ResNet-style fallback when torchvision is missing: ResNet-50's bottleneck layout
+    (3-4-6-3 blocks) for depth 50, a shallower 2-2-2-2 bottleneck stack for depth 18."""
+    blocks = (3, 4, 6, 3) if depth >= 50 else (2, 2, 2, 2)
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    inp = 64
+    for stage, count in enumerate(blocks):
+        width = 64 * 2**stage
+        for index in range(count):
+            layers.append(_Bottleneck(inp, width, 2 if index == 0 and stage > 0 else 1))
+            inp = width * 4
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(inp, classes)]
+    return nn.Sequential(*layers)
+
+
+def torchvision_available() -> bool:
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ResNet(_Classifier):
+    """torchvision's ResNet-18/50 when torchvision is installed, else `builtin_resnet`."""
+
+    def __init__(self, depth: int = 50, lr: float = 0.001):
+        super().__init__(lr)
+        if torchvision_available():
+            import torchvision
+
+            self.net = getattr(torchvision.models, f"resnet{depth}")(num_classes=CLASSES)
+        else:
+            self.net = builtin_resnet(depth, CLASSES)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class ImageData(pl.LightningDataModule):
+    """`make_images` at a chosen size and batch: 3 x `size` x `size`."""
+
+    def __init__(self, size: int = 64, rows: int = 128, batch_size: int = 64):
+        super().__init__()
+        self.size, self.rows, self.batch_size = size, rows, batch_size
+
+    def setup(self, stage=None):
+        x, y = make_images(self.rows)
+        if self.size != IMAGE:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="nearest")
+        self.train = TensorDataset(x, y)
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True)
+
+    def predict_dataloader(self):
+        return DataLoader(self.train, batch_size=self.batch_size)
+
+
 # --- broken variants (section 6: sanity vs torchtest) ----------------------------------------
 
 

@@ -24,6 +24,7 @@ def _sections() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "startup": startup.startup,  # first, before this process warms any cache
         "memorization_overhead": memorization.overhead,
         "seeds": memorization.seeds,
+        "memorization_speed": memorization.speed,
         "prediction_checks": prediction.prediction_checks,
         "golden_compare": prediction.golden_compare,
         "whole_suite": suite.whole_suite,
@@ -111,6 +112,20 @@ def table(results: dict[str, Any]) -> str:
                              f"{r['workers_auto_s']:.2f} s (x{r['workers_speedup']:.2f}, "
                              f"same epochs: {r['workers_same_epochs']})")
                 add(f"seeds {size} x{count}", f"{r['sequential_s']:.2f} s sequential{extra}")
+    if "memorization_speed" in s:
+        m = s["memorization_speed"]
+        for name, r in m["rows"].items():
+            judged = r["judged"]["per_epoch_ms"]
+            add(f"memorization {name}: check / training per epoch",
+                f"x{r['ratio_per_epoch']:.2f} ({r['check']['per_epoch_ms']:.2f} vs "
+                f"{r['plain']['per_epoch_ms']:.2f} ms; judged plain {judged:.2f}); "
+                f"total x{r['ratio_total']:.2f}",
+                f"<= {r['target_ratio']}" if r["target_ratio"] else "")
+        sr = m["seeds"]
+        add("memorization 3 seeds / 1 seed", f"x{sr['ratio']:.2f} ({sr['three_seeds_s']:.2f} vs "
+            f"{sr['one_seed_s']:.2f} s)", f"<= {sr['target_ratio']}")
+        if "cuda" in m:
+            add("memorization on CUDA", m["cuda"])
     if "prediction_checks" in s:
         p = s["prediction_checks"]
         for name in ("predict", "regression", "regression_file_inputs", "key_examples"):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import tempfile
+import uuid
 import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,11 +66,13 @@ class FixedBatches:
 def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
     """A Trainer with the config's `trainer:` settings, no logger, checkpoints or progress bars.
 
-    Files Lightning insists on writing go to a throwaway directory, never the user's repo.
+    Files Lightning insists on writing go to a throwaway directory, never the user's repo; the
+    directory is only a name until something is written there, and is removed with the Trainer.
     """
     from mltest.seeding import determinism_mode
 
     package = lightning_package(model)
+    scratch = _scratch_path()
     options: dict[str, Any] = {
         # Warn-only unless the config says otherwise: Lightning's strict `True` stops every
         # model using an op without a deterministic CUDA kernel (adaptive pooling's backward).
@@ -81,10 +87,22 @@ def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        default_root_dir=tempfile.mkdtemp(prefix="mltest-"),
+        default_root_dir=scratch,
     )
     options.update(overrides)
-    return package.Trainer(**options)
+    trainer = package.Trainer(**options)
+    if options["default_root_dir"] == scratch:  # ours, not a caller's: remove what lands there
+        weakref.finalize(trainer, shutil.rmtree, scratch, True)  # with the Trainer, or at exit
+    return trainer
+
+
+def _scratch_path() -> str:
+    """A fresh, unguessable path in the temp dir, not created.
+
+    With no logger and no checkpoints Lightning writes nothing there, so creating a folder per
+    Trainer (as `mkdtemp` did) only left an empty `mltest-XXXX` folder behind for every fit.
+    """
+    return os.path.join(tempfile.gettempdir(), f"mltest-{uuid.uuid4().hex}")
 
 
 def device_key(trainer: Any, settings: dict[str, Any]) -> str:

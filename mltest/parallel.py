@@ -16,6 +16,12 @@ from typing import Any
 from mltest.errors import MltestError, describe
 
 _TASK: Callable[[Any], Any] | None = None  # set just before forking; inherited by the workers
+_IN_WORKER = False  # true in a forked worker process
+
+
+def in_forked_worker() -> bool:
+    """Whether this process is one of `map_forked`'s workers (which must keep one thread)."""
+    return _IN_WORKER
 
 
 def fork_unavailable(device_type: str) -> str | None:
@@ -60,6 +66,8 @@ def map_forked(task: Callable[[Any], Any], items: Sequence[Any], workers: int) -
 def _run_in_worker(item: Any) -> tuple[bool, Any]:
     import torch
 
+    global _IN_WORKER
+    _IN_WORKER = True
     torch.set_num_threads(1)
     try:
         return True, _TASK(item)

@@ -15,6 +15,7 @@ SECTIONS = {
     "startup",
     "memorization_overhead",
     "seeds",
+    "memorization_speed",
     "prediction_checks",
     "golden_compare",
     "whole_suite",

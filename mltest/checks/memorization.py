@@ -73,6 +73,10 @@ class Settings(CheckSettings):
     workers: int | Literal["auto"] = Field(
         1, description="seeds trained at once in forked CPU processes; `auto`: one per core"
     )
+    threads: int = Field(
+        1, ge=1, le=256,
+        description="torch intra-op threads per seed on the CPU; counts depend on it",
+    )
 
     @field_validator("workers")
     @classmethod

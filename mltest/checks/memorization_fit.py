@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from typing import Any
 
 from mltest.checks.base import CheckContext
 from mltest.checks.memorization import SeedRun, Settings, Target
@@ -19,6 +20,8 @@ class _Stop(Exception):
 
 def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRun, str]:
     """Fit one seeded fresh model on the fixed batches; count epochs until the target holds."""
+    import torch
+
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
@@ -35,8 +38,15 @@ def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRu
             limit_train_batches=len(batches),
             callbacks=[probe],
         )
-        with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
-            trainer.fit(model, train_dataloaders=FixedBatches(batches))
+        if trainer.strategy.root_device.type == "cpu":
+            # After the model's __init__, which may set its own count (isolated_global_state
+            # puts the caller's back). A fixed count fixes the float sums, hence the counts.
+            torch.set_num_threads(seed_threads(settings.threads))
+        try:
+            with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
+                trainer.fit(model, train_dataloaders=FixedBatches(batches))
+        finally:
+            _restore_logging(model)
     result.nondeterministic = sorted(watch.ops)
     result.seconds = time.perf_counter() - started
     return result, device_key(trainer, ctx.trainer_settings)
@@ -51,6 +61,12 @@ def _lightning_callback_base():
 class _Probe(_lightning_callback_base()):
     """Judges the target in eval mode before training and after each epoch; watches for NaN.
 
+    What it costs per epoch is what the verdict needs and no more: the eval-mode pass over the
+    batches, read back from the device once, and one read-back of the epoch's training losses.
+    Nothing waits on the device inside an epoch, and the user's `self.log` calls in training
+    cost a dict write instead of Lightning's result bookkeeping (which nothing reads here,
+    unless a scheduler monitors a logged value: then Lightning's logging stays).
+
     Gradients are not inspected after every backward: under fp16 mixed precision an inf
     gradient is normal (the scaler skips that step), and a real one shows within a step as a
     non-finite loss or weight, which is when the offending parameters are named.
@@ -62,6 +78,7 @@ class _Probe(_lightning_callback_base()):
         self.batches = batches
         self.deadline = deadline
         self.device_batches: list = []
+        self.step_losses: list = []  # this epoch's training losses, still on the device
 
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
@@ -72,14 +89,20 @@ class _Probe(_lightning_callback_base()):
         if self.target.met(loss, metrics):
             self.result.met_before_training = True
             raise _Stop
+        if not any(getattr(c, "monitor", None) for c in trainer.lr_scheduler_configs):
+            _lean_logging(pl_module, trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.deadline.check()
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is not None and not bool(loss.detach().isfinite().all()):
-            self._stop(f"training loss became {float(loss):g}", trainer, pl_module)
+        if loss is not None:
+            self.step_losses.append(loss.detach())
 
     def on_train_epoch_end(self, trainer, pl_module):
+        steps, self.step_losses = self.step_losses, []
+        for value in to_floats(steps):  # the first non-finite step loss, as before
+            if not math.isfinite(value):
+                self._stop(f"training loss became {value:g}", trainer, pl_module)
         loss, metrics = evaluate(pl_module, self.device_batches, self.target)
         self.result.losses.append(loss)
         self.result.final_loss = loss
@@ -97,6 +120,36 @@ class _Probe(_lightning_callback_base()):
         where = f"; non-finite {found}" if found else ""
         self.result.nonfinite = f"{what} at epoch {trainer.current_epoch + 1}{where}"
         raise _Stop
+
+
+def seed_threads(setting: int) -> int:
+    """Torch threads for one seed: the setting, or one inside a forked worker (GNU OpenMP
+    hangs when a forked child uses several threads after its parent did)."""
+    from mltest.parallel import in_forked_worker
+
+    return 1 if in_forked_worker() else setting
+
+
+def _lean_logging(module, trainer) -> None:
+    """Shadow `self.log` / `self.log_dict` for the fit: the last value of each name goes to
+    `trainer.callback_metrics` (hooks that read it still find it), with no host-device sync
+    and none of the ~1 ms per call that Lightning's result collection costs on a CPU."""
+    metrics = trainer.callback_metrics  # the connector's own dict: writes persist
+
+    def log(name, value, *args, **kwargs):
+        metrics[name] = value.detach() if hasattr(value, "detach") else value
+
+    def log_dict(values, *args, **kwargs):
+        for name, value in values.items():
+            log(name, value)
+
+    module.log, module.log_dict = log, log_dict  # instance attributes shadow the methods
+
+
+def _restore_logging(module) -> None:
+    """Take the shadows off again: the module's own `log` and `log_dict` show through."""
+    for name in ("log", "log_dict"):
+        module.__dict__.pop(name, None)
 
 
 def _nonfinite_parameters(module) -> str:
@@ -118,22 +171,25 @@ def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, fl
     """Mean loss and metrics of `training_step` over the batches, in eval mode, no grad.
 
     Values the module logs with `self.log` are captured for metric targets. Each submodule's
-    train/eval flag is put back exactly as it was (a user may keep some layers in eval).
+    train/eval flag is put back exactly as it was (a user may keep some layers in eval). The
+    values are read back from the device once, after the last batch, and averaged in Python
+    exactly as one read per value would.
     """
     import torch
 
     flags = {m: m.training for m in module.modules()}
-    logged: dict[str, list[float]] = {}
+    logged: dict[str, list[Any]] = {}
 
     def capture(name, value, *args, **kwargs):
-        logged.setdefault(name, []).append(float(value))
+        logged.setdefault(name, []).append(value)
 
     def capture_dict(values, *args, **kwargs):
         for name, value in values.items():
             capture(name, value)
 
+    shadowed = {n: module.__dict__[n] for n in ("log", "log_dict") if n in module.__dict__}
     module.log, module.log_dict = capture, capture_dict  # instance attributes shadow the methods
-    losses: list[float] = []
+    losses: list[Any] = []
     try:
         module.eval()
         with torch.no_grad():
@@ -149,15 +205,45 @@ def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, fl
                         "training_step returned no loss; memorization needs the loss "
                         "(return it, or a dict with a `loss` key)"
                     )
-                losses.append(float(out))
+                losses.append(out)
     finally:
         del module.log, module.log_dict
+        module.__dict__.update(shadowed)  # the fit's lean logging, when it is on
         for submodule, was_training in flags.items():
             submodule.training = was_training
-    metrics = {name: sum(v) / len(v) for name, v in logged.items()}
+    names = list(logged)
+    values = to_floats([*losses, *(v for name in names for v in logged[name])])
+    loss_values, rest = values[: len(losses)], iter(values[len(losses) :])
+    metrics = {}
+    for name in names:
+        these = [next(rest) for _ in logged[name]]
+        metrics[name] = sum(these) / len(these)
     if target.metric is not None and target.metric not in metrics:
         raise ProjectError(
             f"checks.memorization.target.metric `{target.metric}` was not found: training_step "
             f"neither returned nor logged it (it logged: {', '.join(sorted(metrics)) or 'nothing'})"
         )
-    return sum(losses) / len(losses), metrics
+    return sum(loss_values) / len(loss_values), metrics
+
+
+def to_floats(values: list[Any]) -> list[float]:
+    """`[float(v) for v in values]` with one device-to-host copy per device, not one per value.
+
+    A one-element floating, integer or bool tensor widened to float64 on its device reads back
+    as the very float `float(v)` gives; anything else (a Python number, a tensor `float` would
+    refuse) goes through `float` itself, errors included.
+    """
+    import torch
+
+    out: list[Any] = [None] * len(values)
+    by_device: dict[Any, list[int]] = {}
+    for index, value in enumerate(values):
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+            by_device.setdefault(value.device, []).append(index)
+        else:
+            out[index] = float(value)
+    for indices in by_device.values():
+        wide = torch.stack([values[i].detach().reshape(()).to(torch.float64) for i in indices])
+        for index, number in zip(indices, wide.tolist(), strict=True):
+            out[index] = number
+    return out
