@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mltest.checks.base import CheckContext, CheckSettings, record_hint
+from mltest.checks.causes import NONDETERMINISTIC_PREDICTION
 from mltest.config import Strict
 from mltest.errors import BaselineError, ConfigError
 from mltest.report import Case, CheckResult, Status
@@ -163,16 +164,19 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             **base,
             status=Status.FAIL,
             summary=(
-                f"non-deterministic prediction: two predictions of the same batch differ in "
-                f"{rerun.moved} of {rerun.total} output values ({_pct(rerun.moved, rerun.total)})"
-                "; this is not compared with the golden outputs"
+                f"{NONDETERMINISTIC_PREDICTION.title}: two predictions of the same batch differ "
+                f"in {rerun.moved} of {rerun.total} output values "
+                f"({_pct(rerun.moved, rerun.total)}); this is not compared with the golden outputs"
             ),
-            hint="predict_step must be deterministic in eval mode: look for dropout applied "
-            "with training=True (`F.dropout(x, training=True)`), a module switched back to "
-            "train mode in predict_step, or sampling without a fixed seed.",
+            hint=NONDETERMINISTIC_PREDICTION.hint,
             notices=[unstable] if unstable else [],
             details=_details(inputs.description, rerun, "first run", "second run"),
-            metrics={**metrics, "deterministic": False, **_output_metrics(rerun)},
+            metrics={
+                **metrics,
+                "deterministic": False,
+                "causes": [NONDETERMINISTIC_PREDICTION.key],
+                **_output_metrics(rerun),
+            },
         )
 
     if ctx.update_baselines:
@@ -515,6 +519,9 @@ def _tolerances(
     return tolerances
 
 
+_COARSE_ATOL = 1e-2  # a noise-widened atol below this is not worth a notice on every run
+
+
 def _noise_notices(settings: Settings, noise: dict[str, float], tolerances: dict) -> list[str]:
     """Say where measured training noise, not the configured atol, set the tolerance: a noisy
     model under test makes the check coarser, and the user should know by how much."""
@@ -523,7 +530,7 @@ def _noise_notices(settings: Settings, noise: dict[str, float], tolerances: dict
         for name, tol in tolerances.items()
         if tol.atol > settings.atol and tol.atol == NOISE_MARGIN * float(noise.get(name, 0.0))
     }
-    if not widened:
+    if not widened or max(widened.values()) < _COARSE_ATOL:  # normal for a trained model
         return []
     parts = ", ".join(f"`{n}` atol {a:.3g}" for n, a in sorted(widened.items()))
     return [

@@ -284,13 +284,18 @@ def test_a_trained_model_passes_with_its_own_thread_count_and_fails_on_a_label_m
 
 
 @pytest.mark.slow
-def test_training_noise_is_measured_at_update_and_real_changes_still_fail(tmp_path):
+@pytest.mark.parametrize(("epochs", "noticed"), [(3, True), (20, False)])
+def test_training_noise_is_measured_at_update_and_real_changes_still_fail(
+    tmp_path, epochs, noticed
+):
+    # 3 epochs leave the model's outputs noisy (about 0.14 between harmless re-trainings): the
+    # widened tolerance is worth a notice; 20 epochs (about 0.001) is normal and stays quiet.
     config = copy_example("image_classifier", tmp_path)
-    assert IMAGE_20_EPOCHS in config.read_text()
+    edit(config, (IMAGE_20_EPOCHS, IMAGE_20_EPOCHS.replace("20", str(epochs))))
     assert regression(config, tmp_path, update=True).status is Status.PASS
     _, meta = record_paths(config)
     noise = json.loads(meta.read_text())["noise"]["output"]
-    assert 0 < noise < 0.1, noise  # one vs two CPU threads: small but not nothing
+    assert 0 < noise < 0.5, noise  # one vs two CPU threads: small but not nothing
     # Harmless: the golden recorded on a machine whose sums differ (outputs moved by the
     # measured noise) still passes, and says the tolerance came from the noise.
     from safetensors.numpy import load_file, save_file
@@ -301,7 +306,9 @@ def test_training_noise_is_measured_at_update_and_real_changes_still_fail(tmp_pa
     save_file(arrays, str(tensors))
     result = regression(config, tmp_path)
     assert result.status is Status.PASS, result.summary
-    assert any("numerically noisy" in n for n in result.notices), result.notices
+    assert any("numerically noisy" in n for n in result.notices) is noticed, result.notices
+    if noticed:  # so coarse that the notice is the point: the user is told to train longer
+        return
     # A real change moves outputs far beyond the noise.
     edit(config.parent / "model.py", ("softmax(self(x), dim=1)", "softmax(self(x) * 3, dim=1)"))
     result = regression(config, tmp_path)
