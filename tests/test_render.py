@@ -92,3 +92,21 @@ def test_markdown_never_exceeds_the_limit_and_says_when_it_shortened(checks, det
 def test_failing_comment_with_charts_matches_golden():
     report = Report.read_json(Path(__file__).parent / "reports" / "tabular-failing.json")
     matches_golden("failing-comment.md", render_markdown(report, run_url="https://example/run/3"))
+
+
+def test_failures_with_one_likely_cause_are_grouped_once():
+    from mltest.report import CheckResult, Status
+
+    cause = "nondeterministic prediction"
+    report = Report(
+        suite="s",
+        checks=[
+            CheckResult("sanity", "sanity", Status.FAIL, "a", metrics={"causes": [cause]}),
+            CheckResult("regression", "regression", Status.FAIL, "b", metrics={"causes": [cause]}),
+            CheckResult("memorization", "memorization", Status.PASS, "c"),
+        ],
+    )
+    text = render_markdown(report)
+    assert "**Likely causes:**" in text
+    assert f"- {cause}: `sanity`, `regression`" in text
+    assert "Likely causes" not in render_markdown(mixed_report())  # none named: no section

@@ -117,11 +117,30 @@ def _compose(
                 f"| {safe.cell(check.summary)} |"
             )
         parts.append("")
+    parts += _causes(report)
     for check, text, chart in zip(report.checks, details, charts, strict=True):
         parts += _section(check, text, chart, run_url)
     if shortened:
         parts.append(SHORTENED.format(where=_where(run_url)))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _causes(report: Report) -> list[str]:
+    """Failures grouped by likely cause (the checks' `metrics["causes"]`), so one bug seen by
+    two checks reads as one diagnosis; nothing when no failing check names a cause."""
+    seen: dict[str, list[str]] = {}
+    for check in report.checks:
+        causes = check.metrics.get("causes") if check.status is Status.FAIL else None
+        if isinstance(causes, list):
+            for cause in causes:
+                if isinstance(cause, str) and cause:
+                    seen.setdefault(cause, []).append(check.name)
+    if not seen:
+        return []
+    lines = ["**Likely causes:**", ""]
+    for cause, names in seen.items():
+        lines.append(f"- {safe.inline(cause)}: {', '.join(safe.code(n) for n in names)}")
+    return [*lines, ""]
 
 
 _STOPPED = {
