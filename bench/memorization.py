@@ -322,7 +322,8 @@ def _speed_row(sections, device, short, long, target, quick) -> dict[str, Any]:
     row["ratio_per_epoch"] = row["check"]["per_epoch_ms"] / plain
     row["judged_ratio_per_epoch"] = row["judged"]["per_epoch_ms"] / plain
     row["ratio_total"] = paired_ratio(times[f"check@{long}"], times[f"plain@{long}"])
-    row["target_ratio"] = target
+    if target is not None:
+        row["target_ratio"] = target
     return row
 
 
