@@ -5,6 +5,10 @@ only itself); integers, booleans and strings compare exactly. Names and shapes a
 ways. The result says how many values moved, by how much, where the worst ones are, and for
 classifier outputs how many predicted labels (argmax over the last axis) flipped.
 
+Ragged outputs (variable-length sequences, padded per batch) carry each example's extent
+(`<name>#extent`, see `mltest.golden.flatten_batches`); they are compared example by example
+on the positions both sides have, so the inference batch size does not matter.
+
 Compared with another environment's golden (`labels_only`), a classifier output is judged on
 its labels alone: a flip counts unless the golden scores had the two labels within tolerance
 of each other (a tie that float noise may break either way).
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
+EXTENT = "#extent"  # the per-example extents of a ragged output (mltest.golden.EXTENT)
 
 Task = Literal["auto", "classification", "regression"]
 Value = Any  # np.ndarray, or list[str] for string outputs
@@ -145,14 +151,21 @@ def compare_outputs(
     """
     per_output = per_output or {}
     diffs = []
-    for name in sorted(set(golden) | set(got)):
+    extents = {n for n in set(golden) | set(got) if n.endswith(EXTENT)}
+    for name in sorted((set(golden) | set(got)) - extents):
         if name not in got:
             diffs.append(OutputDiff(name, problem="in the golden file but not produced any more"))
         elif name not in golden:
             diffs.append(OutputDiff(name, problem="produced now but not in the golden file"))
         else:
             tol = per_output.get(name, default)
-            diff = compare_one(name, golden[name], got[name], tol, task, worst)
+            key = name + EXTENT
+            if key in extents:
+                diff = compare_ragged(
+                    name, golden[name], got[name], golden.get(key), got.get(key), tol, task, worst
+                )
+            else:
+                diff = compare_one(name, golden[name], got[name], tol, task, worst)
             if labels_only and diff.flipped is not None:
                 diff.judged_on = "labels"
             diffs.append(diff)
@@ -177,6 +190,70 @@ def compare_one(
     if kind_g != "float":
         return _compare_exact(name, golden, got, examples, worst)
     return _compare_float(name, golden, got, tol, task, examples, worst)
+
+
+def compare_ragged(
+    name: str,
+    golden: Value,
+    got: Value,
+    golden_extent: Any,
+    got_extent: Any,
+    tol: Tolerance,
+    task: Task = "auto",
+    worst: int = 10,
+) -> OutputDiff:
+    """Compare a ragged output example by example, on the positions both sides have.
+
+    Each side is zero-padded to its longest batch; an extent array ([examples, trailing
+    axes]) gives each example's own size (None: every example has the full size). Axes whose
+    sizes vary are ragged; the others must match as in `compare_one`. The compared positions
+    are packed into rows (one per position, the last axis kept when it is not ragged), so a
+    token classifier's labels flip per position; worst indices name example and position.
+    """
+    golden, got = np.asarray(golden), np.asarray(got)
+    if isinstance(golden, list) or isinstance(got, list) or golden.ndim != got.ndim:
+        return compare_one(name, golden, got, tol, task, worst)
+    if golden.shape[0] != got.shape[0]:
+        return OutputDiff(name, problem=f"had {golden.shape[0]} examples, now {got.shape[0]}")
+    ext_g = _extents(golden, golden_extent)
+    ext_n = _extents(got, got_extent)
+    ragged = [bool((ext_g[:, a] != ext_g[0, a]).any() or (ext_n[:, a] != ext_n[0, a]).any())
+              for a in range(golden.ndim - 1)]
+    fixed = [a for a in range(golden.ndim - 1) if not ragged[a] and ext_g[0, a] != ext_n[0, a]]
+    if fixed:
+        was = tuple(int(ext_g[0, a]) for a in fixed)
+        now = tuple(int(ext_n[0, a]) for a in fixed)
+        return OutputDiff(name, problem=f"per-example size was {was}, now {now} (axes {fixed})")
+    keep_last = golden.ndim > 2 and not ragged[-1]
+    rows_g, rows_n, where = [], [], []
+    for i in range(golden.shape[0]):
+        common = np.minimum(ext_g[i], ext_n[i])
+        region = (i, *(slice(0, int(n)) for n in common))
+        part_g, part_n = golden[region], got[region]
+        if keep_last:
+            width = part_g.shape[-1]
+            rows_g.append(part_g.reshape(-1, width))
+            rows_n.append(part_n.reshape(-1, width))
+            positions = np.ndindex(*(int(n) for n in common[:-1]))
+        else:
+            rows_g.append(part_g.reshape(-1))
+            rows_n.append(part_n.reshape(-1))
+            positions = np.ndindex(*(int(n) for n in common))
+        where += [(i, *p) for p in positions]
+    packed_g, packed_n = np.concatenate(rows_g), np.concatenate(rows_n)
+    flips_on = task if task != "auto" or not keep_last or golden.ndim == 2 else "regression"
+    diff = compare_one(name, packed_g, packed_n, tol, flips_on, worst)
+    diff.examples = golden.shape[0]
+    for w in diff.worst:
+        w.index = (*where[w.index[0]], *w.index[1:])
+    return diff
+
+
+def _extents(array: np.ndarray, extent: Any) -> np.ndarray:
+    """Each example's trailing sizes: the recorded extents, else the array's own shape."""
+    if extent is None:
+        return np.tile(np.asarray(array.shape[1:], dtype=np.int64), (array.shape[0], 1))
+    return np.asarray(extent, dtype=np.int64).reshape(array.shape[0], array.ndim - 1)
 
 
 def _kind(array: np.ndarray) -> str:

@@ -30,6 +30,13 @@ from mltest.errors import ConfigError, ProjectError
 
 KINDS = ("mft", "inv", "dir")
 DIRECTIONS = ("up", "down")
+# CheckList's own names for the kinds, accepted as written in its paper and docs.
+_KIND_NAMES = {
+    "minimum_functionality": "mft",
+    "invariance": "inv",
+    "directional": "dir",
+    "directional_expectation": "dir",
+}
 COLUMNS = ("id", "kind", "input", "expected", "group", "direction", "target", "tolerance",
            "top_k", "tags")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
@@ -223,6 +230,7 @@ def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Examp
     at = f"{where} (id `{ident}`)"
 
     kind = (_text(row, "kind") or "").lower()
+    kind = _KIND_NAMES.get(kind.replace(" ", "_").replace("-", "_"), kind)
     if kind not in KINDS:
         raise _fail(at, "kind", f"got {row.get('kind')!r}; allowed: {', '.join(KINDS)}")
     if input_columns:

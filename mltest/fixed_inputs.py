@@ -4,7 +4,9 @@ Data-module inputs go through the project's own dataset and collate function, so
 preprocessing (a normalisation constant, a tokenizer) changes the inputs and is caught. Files
 are read without pickle: safetensors, `.npz`/`.npy` (allow_pickle=False), or a table read with
 pandas (CSV, JSON lines, Parquet) turned into batches by a collate function from the config.
-Examples are re-batched with the check's batch size, in dataset order.
+Examples are re-batched with the check's batch size, in dataset order. Each example is also
+collated on its own, so the inputs hash the same whatever the batch size, even when the
+collate function pads each batch to its longest sequence (dynamic padding).
 """
 
 from __future__ import annotations
@@ -31,6 +33,21 @@ class FixedInputs:
     batches: list[Any]
     examples: int
     description: str
+    alone: list[Any] | None = None  # each example collated on its own, for a batch-free hash
+
+    def example_hash(self) -> str | None:
+        """A hash of the inputs example by example, independent of batching (None when the
+        examples cannot be collated one by one)."""
+        import hashlib
+
+        from mltest.golden import content_hash, flatten_batches
+
+        if self.alone is None:
+            return None
+        digest = hashlib.sha256()
+        for one in self.alone:
+            digest.update(content_hash(flatten_batches([one], "inputs")).encode())
+        return "sha256:" + digest.hexdigest()
 
 
 def from_datamodule(
@@ -86,7 +103,12 @@ def from_datamodule(
     if not batches:
         raise ProjectError(f"{what} yielded no examples; the regression check needs some")
     count = count if count is not None else _count(batches)
-    return FixedInputs(batches, count, f"first {count} examples of `{hook}` (batch size {size})")
+    alone = None
+    if isinstance(subset, Subset):
+        collate = original.collate_fn or (lambda items: items)
+        alone = [collate([subset[i]]) for i in range(count)]
+    described = f"first {count} examples of `{hook}` (batch size {size})"
+    return FixedInputs(batches, count, described, alone)
 
 
 class _FirstK(IterableDataset):
@@ -154,7 +176,11 @@ def from_file(
                     f"checks.regression.inputs.collate raised on batch {index} of {shown}: "
                     f"{describe(exc)}"
                 ) from exc
-    return FixedInputs(batches, count, f"{count} examples from `{shown}` (batch size {size})")
+    alone = None
+    if collate is not None and path.suffix in TABLE_SUFFIXES:
+        alone = [collate([row]) for chunk in chunks for row in chunk]
+    described = f"{count} examples from `{shown}` (batch size {size})"
+    return FixedInputs(batches, count, described, alone)
 
 
 def _tensor_chunk(tensors: dict[str, Any], start: int, stop: int, collate: Any) -> Any:

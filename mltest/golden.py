@@ -31,6 +31,11 @@ def flatten_batches(batches: list[Any], what: str) -> dict[str, Value]:
     keys (nested as `outer.inner`). A list of strings is one string output. Because batches are
     joined, the result does not depend on the batch size.
 
+    Ragged parts (variable-length sequences padded per batch, as dynamic padding does) are
+    padded with zeros to the longest batch, and each example's own extent along the trailing
+    axes is kept as an extra integer array `<name>#extent` ([examples, trailing axes]), so a
+    comparison can judge each example on the positions it has, whatever the batching.
+
     Args:
         batches: one structure per batch (all of the same layout).
         what: what these are, for messages (`predict_step outputs`, `inputs`).
@@ -48,7 +53,20 @@ def flatten_batches(batches: list[Any], what: str) -> dict[str, Value]:
             )
         for name, leaf in leaves.items():
             joined.setdefault(name, []).append(leaf)
-    return {name: _join(name, parts, what) for name, parts in joined.items()}
+    flat: dict[str, Value] = {}
+    for name, parts in joined.items():
+        flat[name] = _join(name, parts, what)
+        if isinstance(flat[name], tuple):  # ragged: the padded array and each example's extent
+            flat[name], flat[name + EXTENT] = flat[name]
+    return flat
+
+
+EXTENT = "#extent"  # suffix of the per-example extents kept with a ragged array
+
+
+def is_extent(name: str) -> bool:
+    """Whether `name` is the extents companion of a ragged array, not an output of its own."""
+    return name.endswith(EXTENT)
 
 
 def _leaves(obj: Any, prefix: str, what: str):
@@ -101,10 +119,25 @@ def _join(name: str, parts: list[Value], what: str) -> Value:
         return np.ascontiguousarray(np.concatenate(arrays, axis=0))
     except ValueError as exc:
         shapes = sorted({a.shape for a in arrays})
+        if len({a.ndim for a in arrays}) == 1 and len({a.dtype.kind for a in arrays}) == 1:
+            return _pad_ragged(arrays)
         raise ProjectError(
             f"{what}: `{name}` cannot be joined across batches (shapes {shapes}): every batch "
             "must share all but the first dimension"
         ) from exc
+
+
+def _pad_ragged(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Batches that differ in trailing sizes, zero-padded to the largest, and the extents."""
+    widest = tuple(max(a.shape[axis] for a in arrays) for axis in range(1, arrays[0].ndim))
+    dtype = np.result_type(*arrays)
+    padded, extents = [], []
+    for a in arrays:
+        out = np.zeros((a.shape[0], *widest), dtype=dtype)
+        out[(slice(None), *(slice(0, n) for n in a.shape[1:]))] = a
+        padded.append(out)
+        extents.append(np.tile(np.asarray(a.shape[1:], dtype=np.int64), (a.shape[0], 1)))
+    return np.concatenate(padded, axis=0), np.concatenate(extents, axis=0)
 
 
 def content_hash(arrays: Mapping[str, Value]) -> str:

@@ -68,28 +68,60 @@ def run_checks(job: Job, sender: Sender) -> None:
     baselines = BaselineStore(loaded.baseline_dir, staging=_path(job.staging))
     project = None
     shared: dict[str, Any] = {}
-    for name in job.checks:
-        sender.send("start", check=name)
-        settings = loaded.checks[name]
-        started = time.perf_counter()
-        if project is None:
-            try:
-                project = _load_project(loaded)
-            except MltestError as exc:  # nothing can run: the supervisor reports a suite error
-                sender.send("suite_error", message=f"{exc}{network_hint(exc)}")
-                return
-        ctx = CheckContext(
+
+    def context(name: str) -> CheckContext:
+        return CheckContext(
             name=name,
             loaded=loaded,
             project=project,
             baselines=baselines,
             update_baselines=job.update_baselines,
-            deadline=Deadline(name, settings.time_budget_s),
+            deadline=Deadline(name, loaded.checks[name].time_budget_s),
             shared=shared,
         )
+
+    if job.checks:
+        try:
+            project = _load_project(loaded)
+            validate_checks(job.checks, context, loaded.checks)
+        except MltestError as exc:  # nothing can run: the supervisor reports a suite error
+            sender.send("suite_error", message=f"{exc}{network_hint(exc)}")
+            return
+    for name in job.checks:
+        sender.send("start", check=name)
+        settings = loaded.checks[name]
+        started = time.perf_counter()
+        ctx = context(name)
         result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
         result.duration_s = round(time.perf_counter() - started, 3)
         sender.send("result", result=result.to_dict())
+
+
+def validate_checks(names: list[str], context, settings: dict[str, Any]) -> None:
+    """Run each selected check's optional `validate(ctx, settings)` before any check trains:
+    tables, files, labels and the Lightning strategy are refused here, in seconds.
+
+    Raises:
+        MltestError: naming the check and the file, row or key; the suite does not run. Model
+            code that raises while being validated (a data module's setup) is reported so too.
+    """
+    from mltest.config import CHECK_MODULES
+
+    for name in names:
+        module = importlib.import_module(CHECK_MODULES[name])
+        validate = getattr(module, "validate", None)
+        if validate is None:
+            continue
+        try:
+            validate(context(name), settings[name])
+        except MltestError as exc:
+            raise type(exc)(f"checks.{name}: {exc}" if not str(exc).startswith(
+                ("checks.", "`checks.")) else str(exc)) from exc
+        except Exception as exc:
+            raise ProjectError(
+                f"checks.{name}: validating its inputs before training ran the model code, "
+                f"which raised {describe(exc)}{user_frame(exc)}"
+            ) from exc
 
 
 def run_one(module, ctx, settings) -> CheckResult:

@@ -10,7 +10,13 @@ from pydantic import Field
 
 from mltest.baselines import BaselineStore
 from mltest.config import LoadedConfig, Strict
-from mltest.errors import CheckTimeout
+from mltest.errors import CheckTimeout, ConfigError
+
+# Lightning strategies that start the other ranks as new processes of their own (spawn, fork):
+# what a check observes in them (callbacks' records, the fitted model) never comes back.
+_SPAWNING = ("ddp_spawn", "ddp_fork", "ddp_notebook", "spawn", "fork", "notebook")
+# Strategies that shard parameters: the model outside the Trainer holds only a shard.
+_SHARDING = ("fsdp", "deepspeed")
 
 
 class CheckSettings(Strict):
@@ -35,6 +41,54 @@ class Deadline:
                 f"(checks.{self.check_name}.time_budget_s); raise the budget or make the "
                 "check cheaper (fewer seeds, epochs or examples)"
             )
+
+
+def strategy_of(trainer: dict[str, Any]) -> tuple[str, int]:
+    """The config's Lightning strategy name (`auto` when unset) and how many processes it runs
+    (devices x nodes; 1 when the device count is `auto` or a single device)."""
+    strategy = trainer.get("strategy", "auto")
+    name = strategy if isinstance(strategy, str) else type(strategy).__name__
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        count = int(devices)
+    elif isinstance(devices, int):
+        count = devices
+    else:
+        count = 1
+    count = max(count, 1)  # -1 (all devices) is not known before start; judged as one
+    return name.lower(), count * max(int(trainer.get("num_nodes", 1) or 1), 1)
+
+
+def refuse_strategy(ctx: CheckContext, *, sharded_ok: bool, why_not_sharded: str = "") -> None:
+    """Refuse, before training, a strategy this check cannot run under.
+
+    `ddp` (and the single-process strategies) run every check: each rank runs the same check on
+    its share of the data and rank 0 reports. Strategies that spawn or fork their ranks lose
+    what the check observes in them; sharded strategies (fsdp, deepspeed) leave the model
+    outside the Trainer holding a shard, which checks that read or predict with the whole
+    model (`sharded_ok=False`) cannot use.
+
+    Raises:
+        ConfigError: naming the check, the strategy and what to use instead.
+    """
+    name, processes = strategy_of(ctx.trainer_settings)
+    if processes < 2 and not name.startswith(_SHARDING):
+        return
+    if any(name.startswith(s) or name.endswith(s) for s in _SPAWNING):
+        raise ConfigError(
+            f"checks.{ctx.name} cannot run under `trainer.strategy: {name}`: it starts its "
+            "ranks as new processes, and what the check observes in them never comes back; "
+            "use `strategy: ddp` (the ranks are mltest's worker started again), or run the "
+            "suite on one device"
+        )
+    if name.startswith(_SHARDING) and not sharded_ok:
+        raise ConfigError(
+            f"checks.{ctx.name} cannot run under `trainer.strategy: {name}`: {why_not_sharded}; "
+            f"use `strategy: ddp`, or leave `{ctx.name}` out of this suite (a second suite "
+            "on one device can run it)"
+        )
 
 
 def record_hint(update_command: str, env_key: str, what: str = "one") -> str:

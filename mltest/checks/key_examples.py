@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from mltest.checks.base import CheckContext, CheckSettings, record_hint
-from mltest.errors import ProjectError
+from mltest.errors import CheckFailed, ProjectError
 from mltest.examples_table import Example, load_examples
 from mltest.report import Case, CheckResult, Status
 
@@ -83,6 +83,60 @@ class TagStat:
         return self.rate <= self.allowed + 1e-12
 
 
+_LOADED_KEY = "key_examples.loaded"
+
+
+def validate(ctx: CheckContext, settings: Settings) -> None:
+    """Before anything trains: the strategy, every row of the table, every label it names
+    (against `labels`, with the nearest valid name), and collate on every input. What it read
+    is kept for `run`."""
+    from mltest.checks.base import refuse_strategy
+
+    refuse_strategy(
+        ctx,
+        sharded_ok=False,
+        why_not_sharded="it predicts with the whole trained model outside the Trainer, and a "
+        "sharded strategy leaves each rank a shard of it",
+    )
+    key = f"checks.{ctx.name}"
+    examples = load_examples(
+        settings.examples, root=ctx.loaded.root, project=ctx.project, key=f"{key}.examples"
+    )
+    if settings.labels:
+        check_labels(examples, settings.labels, f"{key}.labels")
+    collate = ctx.project.resolve(settings.collate, key=f"{key}.collate")
+    batches = list(_batches(ctx, examples, collate, settings, key))
+    ctx.shared[f"{_LOADED_KEY}.{ctx.name}"] = (examples, batches)
+
+
+def check_labels(examples: list[Example], labels: list[str], key: str) -> None:
+    """Every expected label and score target must be a class of `labels` (or its index).
+
+    Raises:
+        ConfigError: naming the row, the column, the nearest valid label and the classes.
+    """
+    import difflib
+
+    from mltest.errors import ConfigError
+
+    def known(name: str) -> bool:
+        return name in labels or (name.isdigit() and int(name) < len(labels))
+
+    for ex in examples:
+        named = [("target", ex.target)]
+        if ex.kind == "mft" and ex.tolerance is None:
+            named.append(("expected", ex.expected))
+        for column, name in named:
+            if name is None or known(str(name)):
+                continue
+            near = difflib.get_close_matches(str(name), labels, n=1, cutoff=0.5)
+            hint = f"did you mean `{near[0]}`? " if near else ""
+            raise ConfigError(
+                f"{ex.where}, column `{column}`: `{name}` is not a class of `{key}`; {hint}"
+                f"the classes are {', '.join(labels)}"
+            )
+
+
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Load, predict, judge and compare the passing set with the baseline."""
     from mltest.prediction import model_under_test, postprocess_fn, predict, training_ops
@@ -94,15 +148,16 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     )
 
     key = f"checks.{ctx.name}"
-    examples = load_examples(
-        settings.examples, root=ctx.loaded.root, project=ctx.project, key=f"{key}.examples"
-    )
-    collate = ctx.project.resolve(settings.collate, key=f"{key}.collate")
+    loaded = ctx.shared.pop(f"{_LOADED_KEY}.{ctx.name}", None)
+    if loaded is None:  # run without the validation phase (a direct call)
+        validate(ctx, settings)
+        loaded = ctx.shared.pop(f"{_LOADED_KEY}.{ctx.name}")
+    examples, batches = loaded
     module = model_under_test(ctx)
     post = postprocess_fn(ctx)
     mode = determinism_mode(ctx.trainer_settings)
     with isolated_global_state(), watch_determinism(mode) as watch:
-        raw = predict(module, _batches(ctx, examples, collate, settings, key), post)
+        raw = predict(module, batches, post)
     preds = Predictions.from_outputs(raw, settings.labels, len(examples))
     outcomes = judge(examples, preds)
 
@@ -225,13 +280,25 @@ class Predictions:
         if scores_ is not None:
             width = scores_.shape[1]
             if names is not None and len(names) != width:
-                raise ProjectError(
-                    f"`labels` names {len(names)} classes but the post-processed scores have "
-                    f"{width} columns; make them agree"
+                raise CheckFailed(
+                    f"the model now scores {width} class(es) but `labels` names {len(names)} "
+                    f"({', '.join(names)}): the model's output changed",
+                    hint="A changed head (number of outputs) or post-processing changes what "
+                    "the model predicts. If intended, update `labels` and the examples, then "
+                    "run the baseline update.",
                 )
             classes = names or [str(i) for i in range(width)]
+        has_labels = all(label is not None for label in labels)
+        if names is not None and scores_ is None and not has_labels and values_ is not None:
+            raise CheckFailed(
+                f"the model now gives one value per example but `labels` names {len(names)} "
+                f"classes ({', '.join(names)}): the model's output changed",
+                hint="A head changed to a single output (or post-processing that drops the "
+                "scores) changes what the model predicts. If intended, update `labels` and the "
+                "examples, then run the baseline update.",
+            )
         flat: list = []
-        if all(label is not None for label in labels):
+        if has_labels:
             for label in labels:
                 flat.extend(label)
         elif scores_ is not None:
@@ -314,7 +381,7 @@ def _name(label: Any, classes: list[str] | None) -> str:
     index = int(label)
     if classes is not None:
         if not 0 <= index < len(classes):
-            raise ProjectError(
+            raise CheckFailed(
                 f"predicted label index {index} is outside the {len(classes)} classes "
                 f"({', '.join(classes)}); check the label map in post-processing"
             )

@@ -110,6 +110,23 @@ class Settings(CheckSettings):
     )
 
 
+_INPUTS_KEY = "regression.inputs"
+
+
+def validate(ctx: CheckContext, settings: Settings) -> None:
+    """Before anything trains: the strategy, and the fixed inputs (file, collate, data module),
+    read now and kept for `run`."""
+    from mltest.checks.base import refuse_strategy
+
+    refuse_strategy(
+        ctx,
+        sharded_ok=False,
+        why_not_sharded="it predicts with the whole trained model outside the Trainer, and a "
+        "sharded strategy leaves each rank a shard of it",
+    )
+    ctx.shared[f"{_INPUTS_KEY}.{ctx.name}"] = _load_inputs(ctx, settings)
+
+
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Predict the fixed inputs (the first batch twice, for determinism); compare with or
     record the golden outputs of this environment (else another's, on decisions only)."""
@@ -125,7 +142,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     )
 
     spec = ctx.loaded.config.model_under_test
-    inputs = _load_inputs(ctx, settings)
+    inputs = ctx.shared.pop(f"{_INPUTS_KEY}.{ctx.name}", None) or _load_inputs(ctx, settings)
     input_arrays = flatten_batches(inputs.batches, "regression inputs")
     input_hash = content_hash(input_arrays)
     module = model_under_test(ctx)
@@ -209,9 +226,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         labels_only=cross,
     )
     golden_inputs = golden.metadata.get("inputs", {})
+    inputs_changed = _inputs_changed(golden_inputs, input_hash, inputs)
     status, summary, hint, notices = decide(
         comparison,
-        inputs_changed=golden_inputs.get("hash") != input_hash,
+        inputs_changed=inputs_changed,
         env_now=env,
         env_golden=golden.metadata.get("environment", {}),
         update_command=command,
@@ -221,7 +239,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     if status is Status.PASS:
         notices += _noise_notices(settings, noise, tolerances)
     details = _details(inputs.description, comparison, "golden", "got")
-    if golden_inputs.get("hash") != input_hash:
+    if inputs_changed:
         details = _input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
     return CheckResult(
         **base,
@@ -246,6 +264,16 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
 
 
 _OUTPUTS = "predict_step outputs (after post-processing)"
+
+
+def _inputs_changed(golden_inputs: dict[str, Any], input_hash: str, inputs: Any) -> bool:
+    """Whether the fixed inputs differ from the golden's: example by example when both sides
+    have that hash (independent of the batch size), else batch by batch."""
+    recorded = golden_inputs.get("example_hash")
+    now = inputs.example_hash() if recorded else None
+    if recorded and now:
+        return recorded != now
+    return golden_inputs.get("hash") != input_hash
 NOISE_MARGIN = 4.0  # measured training noise is one sample of it: allow this many times more
 
 
@@ -490,11 +518,14 @@ def _load_inputs(ctx: CheckContext, settings: Settings):
 
 def _check_per_output(settings: Settings, outputs: dict[str, Any]) -> None:
     """A tolerance for an output that does not exist is most likely a typo: say so."""
-    unknown = sorted(set(settings.per_output) - set(outputs))
+    from mltest.golden import is_extent
+
+    names = sorted(n for n in outputs if not is_extent(n))
+    unknown = sorted(set(settings.per_output) - set(names))
     if unknown:
         raise ConfigError(
             f"checks.regression.per_output: no output named {', '.join(map(repr, unknown))}; "
-            f"the outputs are {', '.join(map(repr, sorted(outputs)))}"
+            f"the outputs are {', '.join(map(repr, names))}"
         )
 
 
@@ -505,9 +536,12 @@ def _tolerances(
     comparing with another environment's golden, and to NOISE_MARGIN times the training noise
     measured when the golden was recorded."""
     from mltest.compare import Tolerance
+    from mltest.golden import is_extent
 
     tolerances = {}
     for name in outputs:
+        if is_extent(name):
+            continue
         own = settings.per_output.get(name, OutputTolerance())
         rtol = own.rtol if own.rtol is not None else settings.rtol
         atol = own.atol if own.atol is not None else settings.atol

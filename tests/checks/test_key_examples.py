@@ -23,7 +23,7 @@ from mltest.checks.key_examples import (
     judge,
     tag_stats,
 )
-from mltest.errors import ConfigError, ProjectError
+from mltest.errors import CheckFailed, ConfigError, ProjectError
 from mltest.examples_table import load_examples
 from mltest.report import Status
 from mltest.supervisor import run_suite
@@ -169,8 +169,17 @@ def test_post_processed_outputs_of_each_accepted_shape(outputs, names, labels, s
 
 
 def test_label_index_outside_the_classes_names_the_label_map():
-    with pytest.raises(ProjectError, match="index 2 is outside the 2 classes.*label map"):
+    with pytest.raises(CheckFailed, match="index 2 is outside the 2 classes.*label map"):
         Predictions.from_outputs([torch.tensor([2, 0])], ["neg", "pos"], 2)
+
+
+def test_a_changed_number_of_classes_is_a_failure_of_the_model():
+    with pytest.raises(CheckFailed, match="now gives one value per example but `labels` names 2"):
+        Predictions.from_outputs([torch.tensor([[0.3], [0.9]])], ["neg", "pos"], 2)
+    with pytest.raises(CheckFailed, match="now scores 3 class.*`labels` names 2"):
+        Predictions.from_outputs([torch.rand(2, 3)], ["neg", "pos"], 2)
+    scores = Predictions.from_outputs([torch.tensor([[0.3, 0.7], [0.9, 0.1]])], ["neg", "pos"], 2)
+    assert scores.labels == ["pos", "neg"]
 
 
 def test_one_output_per_example_is_required():
@@ -447,16 +456,25 @@ def test_allowed_failure_rate_per_tag(recorded, variant, tmp_path):
     assert any("passed in the baseline fail now" in n for n in result.notices)
 
 
+def _refused(config, tmp_path, checks=("key_examples",)):
+    """The suite is refused before any check starts: one error, no check result."""
+    report = run_suite(config, tmp_path / "report", only=list(checks))
+    ran = [(c.name, c.status, c.summary) for c in report.checks if c.status is not Status.SKIPPED]
+    assert not ran, ran
+    assert len(report.errors) == 1, report.errors
+    assert report.verdict.exit_code == 2
+    return report.errors[0]
+
+
 def test_collate_that_raises_names_the_example_and_column(variant, tmp_path):
     config = variant(collate="data:collate_strict")
     source = config.parent / "examples.py"
     source.write_text(source.read_text().replace(
         "    return rows", '    rows[2]["input"] = [2.5, 2.5, 1.0]\n    return rows'))
-    result = _run(config, tmp_path)
-    assert result.status is Status.ERROR
-    assert "checks.key_examples.collate: data:collate_strict" in result.summary
-    assert "(id `mft-2`), column `input`" in result.summary
-    assert "every row needs 4 features" in result.summary
+    error = _refused(config, tmp_path)
+    assert "checks.key_examples.collate: data:collate_strict" in error
+    assert "(id `mft-2`), column `input`" in error
+    assert "every row needs 4 features" in error
 
 
 @pytest.mark.parametrize(
@@ -465,17 +483,26 @@ def test_collate_that_raises_names_the_example_and_column(variant, tmp_path):
         (None, ["checks.key_examples.examples: missing.csv", "not found"]),
         ("id,kind,input\na,sideways,x\n", ["ex.csv line 2 (id `a`), column `kind`"]),
         ("id,knd,input\na,mft,x\n", ["unknown column", "`knd`", "did you mean `kind`"]),
+        ("id,kind,input,expected\na,mft,x,postive\n",
+         ["ex.csv line 2 (id `a`), column `expected`", "`postive` is not a class",
+          "did you mean `pos`?"]),
     ],
 )
-def test_bad_table_is_an_error_that_names_the_check(variant, tmp_path, table, expected):
+def test_bad_table_is_refused_before_any_check_trains(variant, tmp_path, table, expected):
     config = variant(examples="missing.csv" if table is None else "ex.csv")
     if table is not None:
         (config.parent / "ex.csv").write_text(table)
-    result = _run(config, tmp_path)
-    assert result.status is Status.ERROR
-    assert result.summary.startswith("key_examples: ")
+    error = _refused(config, tmp_path)
+    assert error.lstrip("`").startswith("checks.key_examples")
     for part in expected:
-        assert part in result.summary
+        assert part in error
+
+
+def test_checklist_kind_names_are_accepted(tmp_path):
+    examples = load(tmp_path, "id,kind,input,expected,group,direction\n"
+                    "a,invariance,x,,g,\nb,Invariance,y,,g,\nc,directional,x,,h,\n"
+                    "d,directional,y,,h,up\n")
+    assert [e.kind for e in examples] == ["inv", "inv", "dir", "dir"]
 
 
 @pytest.mark.slow

@@ -20,7 +20,19 @@ if TYPE_CHECKING:
 
 KIND = "sanity"
 
-__all__ = ["KIND", "Padding", "Settings", "run"]
+__all__ = ["KIND", "Padding", "Settings", "run", "validate"]
+
+
+def validate(ctx: CheckContext, settings: Settings) -> None:
+    """Before anything trains: refuse a strategy the check cannot observe under."""
+    from mltest.checks.base import refuse_strategy
+
+    refuse_strategy(
+        ctx,
+        sharded_ok=False,
+        why_not_sharded="it compares every parameter before and after a step, and a sharded "
+        "strategy flattens and splits the parameters, so no parameter can be named",
+    )
 
 
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:

@@ -198,6 +198,19 @@ def _notices(obs: StepObs, settings: Settings) -> list[str]:
             "padding embedding row not checked: no nn.Embedding read the padded input "
             f"(checks.sanity.padding.input_key {settings.padding.input_key!r}) as it is"
         )
+    if obs.zero_lr_steps:
+        lrs = ", ".join(f"{x:.3g}" for x in obs.learning_rates)
+        notices.append(
+            f"judged step {obs.judged_step} (learning rate {lrs}): the {obs.zero_lr_steps} "
+            "step(s) before it ran at learning rate 0, a warm-up from 0, and could not move "
+            "anything"
+            + (
+                f"; checks.sanity.zero_lr_steps ({settings.zero_lr_steps}) passes over no more"
+                if obs.zero_lr_steps >= settings.zero_lr_steps and lrs and not any(
+                    obs.learning_rates)
+                else ""
+            )
+        )
     skipped = [s.index for s in obs.steps[1:] if not s.changed and s.grad_norm]
     if skipped and obs.precision.startswith("16"):
         notices.append(

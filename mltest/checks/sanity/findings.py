@@ -111,9 +111,10 @@ def _untrained(obs: StepObs, settings: Settings) -> list[Finding]:
     offending = [n for group in by_reason.values() for n in group]
     total = sum(_trainable(p, settings) for p in obs.params)
     lrs = ", ".join(f"{x:g}" for x in obs.learning_rates) or "unknown"
+    at = f"step {obs.judged_step}" if obs.zero_lr_steps else "the step"
     parts = [
         f"{names(group)}: {_REASONS[reason]}"
-        + (f" [learning rates at the step: {lrs}]" if reason == "no change" else "")
+        + (f" [learning rates at {at}: {lrs}]" if reason == "no change" else "")
         for reason, group in by_reason.items()
     ]
     hints = {
@@ -121,7 +122,8 @@ def _untrained(obs: StepObs, settings: Settings) -> list[Finding]:
         "zero": "Find what cuts the gradient off (a multiplication by zero, a dead activation).",
         "not optimized": "Build the optimizer over every trainable parameter "
         "(e.g. `self.parameters()`).",
-        "no change": "Check the learning rate and scheduler at the first step (a warm-up from 0?).",
+        "no change": "Check the learning rate and scheduler at the first step (a warm-up that "
+        "stays at 0 longer than checks.sanity.zero_lr_steps?).",
         "vanishing": "Drop the redundant parameter (bias=False before batch norm).",
     }
     hint = " ".join(hints[r] for r in by_reason) + (

@@ -54,6 +54,13 @@ class Settings(CheckSettings):
     )
     units: bool = Field(True, description="dead and saturated units per activation module")
     padding: Padding | None = Field(None, description="where the padding sits, for its probes")
+    zero_lr_steps: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="steps at learning rate 0 (a warm-up from 0) passed over before the judged "
+        "step",
+    )
     lr_drop_limit: float = Field(
         2.0, gt=1, le=1e6, description="largest fall of a learning rate over the steps"
     )

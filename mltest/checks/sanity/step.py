@@ -44,15 +44,17 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
                 obs.skipped.append(f"gradient check skipped: {exc}")
         accumulate = int(ctx.trainer_settings.get("accumulate_grad_batches", 1) or 1)
         probe = _StepProbe(obs, settings)
+        # Room for a warm-up from lr 0: the probe stops the fit `steps` after the judged step.
+        steps = settings.steps + settings.zero_lr_steps
         trainer = make_trainer(
             model,
             ctx.trainer_settings,
             max_epochs=1,
-            max_steps=settings.steps,
-            limit_train_batches=settings.steps * accumulate,
+            max_steps=steps,
+            limit_train_batches=steps * accumulate,
             callbacks=[probe, StepsProbe(obs)],
         )
-        trainer.fit(model, train_dataloaders=FixedBatches(batches * (settings.steps * accumulate)))
+        trainer.fit(model, train_dataloaders=FixedBatches(batches * (steps * accumulate)))
         if probe.error is not None:
             raise probe.error
         if not probe.stepped:
@@ -120,6 +122,8 @@ class _StepProbe(pytorch_lightning.Callback):
         self.output: Any = None
         self.batch: Any = None
         self.first_done = False
+        self.steps_done = 0  # optimizer steps finished, lr-0 ones included
+        self.step_lrs: list[float] = []  # learning rates of the step running now
         self.unit_watch: units.UnitWatch | None = None
         self.pad_watch: padding.EmbeddingWatch | None = None
 
@@ -192,7 +196,9 @@ class _StepProbe(pytorch_lightning.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         if self.first_done:
             return
-        self.obs.learning_rates += [float(g.get("lr", "nan")) for g in optimizer.param_groups]
+        lrs = [float(g.get("lr", "nan")) for g in optimizer.param_groups]
+        self.step_lrs += lrs
+        self.obs.learning_rates += lrs
         self._record_grads(pl_module)
 
     def _record_grads(self, pl_module) -> None:
@@ -208,7 +214,20 @@ class _StepProbe(pytorch_lightning.Callback):
         self.stepped = True
         accumulate = int(trainer.accumulate_grad_batches)
         last = batch_idx + 1 == trainer.num_training_batches
-        if self.first_done or (batch_idx + 1 < accumulate and not last):
+        if (batch_idx + 1) % accumulate and not last:
+            return
+        self.steps_done += 1
+        if self.first_done:
+            if self.steps_done >= self.obs.judged_step - 1 + self.settings.steps:
+                trainer.should_stop = True  # `steps` steps from the judged one, no more
+            return
+        zero_lr = bool(self.step_lrs) and all(lr == 0 for lr in self.step_lrs)
+        self.step_lrs = []
+        if zero_lr and self.obs.zero_lr_steps < self.settings.zero_lr_steps and not last:
+            # A warm-up from 0: nothing can move yet. Judge the next step instead, afresh.
+            self.obs.zero_lr_steps += 1
+            self.obs.judged_step += 1
+            self._restart()
             return
         self.first_done = True
         for handle in self.handles:
@@ -231,6 +250,18 @@ class _StepProbe(pytorch_lightning.Callback):
             self.obs.init = init_loss.observe(
                 self.obs.loss, self.output or [], self.batch, self.settings.classes
             )
+
+    def _restart(self) -> None:
+        """Forget the step just taken; the next batch start snapshots and hooks again."""
+        for handle in self.handles:
+            handle.remove()
+        if self.unit_watch is not None:
+            self.unit_watch.remove()
+        if self.pad_watch is not None:
+            self.pad_watch.stop()
+        self.handles, self.grads, self.finite_flags, self.norm_modes = [], {}, [], {}
+        self.batch = self.output = self.unit_watch = self.pad_watch = None
+        self.obs.learning_rates = []
 
     def _finish_params(self, pl_module) -> None:
         named = list(pl_module.named_parameters())

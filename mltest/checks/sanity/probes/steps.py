@@ -106,6 +106,11 @@ class StepsProbe(pytorch_lightning.Callback):
         return torch.stack([p.detach().sum(dtype=torch.float64).cpu() for _, p in self.params])
 
 
+def _zero_lr(trace: StepTrace) -> bool:
+    """A step at learning rate 0 (a warm-up): it cannot move anything, and need not."""
+    return bool(trace.learning_rates) and all(lr == 0 for lr in trace.learning_rates)
+
+
 def _position(scheduler) -> int:
     return int(getattr(scheduler, "last_epoch", 0) or 0)
 
@@ -145,7 +150,7 @@ def judge(obs: StepObs, lr_drop_limit: float) -> list[Finding]:
                 cause="missing zero_grad",
             )
         )
-    skipped = [s for s in steps[1:] if not s.changed and s.grad_norm]
+    skipped = [s for s in steps[1:] if not s.changed and s.grad_norm and not _zero_lr(s)]
     if skipped and not obs.precision.startswith("16"):
         which = ", ".join(str(s.index) for s in skipped)
         found.append(
