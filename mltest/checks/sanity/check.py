@@ -136,6 +136,8 @@ def summarize(obs: StepObs, findings: list[Finding]) -> tuple[Status, str, str]:
         else:
             loss = f"loss {obs.loss:.4g}" if obs.loss is not None else "loss not reported"
         first = "one step" if len(obs.steps) <= 1 else f"the first of {len(obs.steps)} steps"
+        if obs.zero_lr_steps:  # a warm-up from lr 0: the judged step is a later one
+            first = f"step {obs.judged_step} of {len(obs.steps)} (the first at a non-zero lr)"
         return (
             Status.PASS,
             f"{first} trained {trained} of {len(obs.params)} parameters as expected; {loss}",
@@ -152,6 +154,7 @@ def _metrics(obs: StepObs, findings: list[Finding]) -> dict:
         "seed": obs.seed,
         "loss": obs.loss,
         "learning_rates": obs.learning_rates,
+        "judged_step": obs.judged_step,
         "parameters": len(obs.params),
         "trained": [p.name for p in obs.params if p.moved],
         "problems": {f.aspect: f.names for f in findings},
