@@ -610,7 +610,7 @@ def failing_in_order(outcomes: list[Outcome]) -> list[Outcome]:
 def summarize(value: Any, limit: int = 60) -> str:
     """A short, one-line picture of an input for tables and messages."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        text = f"<{type(value).__name__} shape {tuple(value.shape)} {value.dtype}>"
+        text = _array_text(value)
     elif isinstance(value, str):
         text = repr(value)
     elif isinstance(value, (list, tuple)):
@@ -622,6 +622,25 @@ def summarize(value: Any, limit: int = 60) -> str:
         text = repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _array_text(value: Any) -> str:
+    """A tensor or array as a person reads it: its values when short, else shape, dtype and
+    simple statistics (a picture's mean and range tell a changed normalisation at once)."""
+    import numpy as np
+
+    array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    dtype = str(value.dtype).removeprefix("torch.")
+    if array.size <= 8:
+        shown = ", ".join(f"{x:.3g}" if isinstance(x, float) else str(x) for x in
+                          array.reshape(-1).tolist())
+        return f"[{shown}] ({dtype})"
+    shape = "×".join(map(str, array.shape))
+    if np.issubdtype(array.dtype, np.number) or array.dtype == bool:
+        data = array.astype(np.float64)
+        return (f"{shape} {dtype}, mean {data.mean():.3g}, std {data.std():.3g}, "
+                f"range [{data.min():.3g}, {data.max():.3g}]")
+    return f"{shape} {dtype}"
 
 
 def _cell(text: str) -> str:

@@ -487,10 +487,22 @@ def _moved_sentence(comparison: Any) -> str:
         f"{comparison.moved} of {comparison.total} output values "
         f"({_pct(comparison.moved, comparison.total)}) moved beyond tolerance"
     )
+    # Lead with the output that moved most, by share: a label map off by one moves every
+    # label, which an overall share of values (diluted by unmoved scores) would hide.
+    worst = max(comparison.moved_outputs, key=lambda d: d.moved / max(d.total, 1), default=None)
     flipped = comparison.flipped
     if flipped:
         examples = max(d.examples for d in comparison.outputs if d.flipped is not None)
-        text += f", {flipped} predicted label(s) of {examples} examples flipped"
+        lead = f"{flipped} predicted label(s) of {examples} examples flipped " \
+            f"({_pct(flipped, examples)})"
+        return f"{lead}; {text}"
+    if worst is not None and len(comparison.outputs) > 1 and worst.moved < comparison.total:
+        noun = "labels" if worst.exact else "values"
+        lead = (
+            f"`{worst.name}`: {worst.moved} of {worst.total} {noun} "
+            f"({_pct(worst.moved, worst.total)}) changed"
+        )
+        return f"{lead}; {text}"
     return text
 
 
@@ -627,6 +639,8 @@ def _details(description: str, comparison: Any, left: str, right: str) -> str:
     lines = [f"Inputs: {description}.", ""]
     for problem in comparison.problems:
         lines.append(f"- {problem}")
+    if comparison.problems:
+        lines.append("")  # a table right after a list item would not render as a table
     rows = [d for d in comparison.outputs if not d.problem]
     if rows:
         lines += [

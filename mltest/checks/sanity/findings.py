@@ -192,10 +192,16 @@ def _stuck_buffers(obs: StepObs) -> list[Finding]:
         "never ran": "never ran in the training step",
         "train": "ran in train mode, yet did not update",
     }
-    parts = [
-        f"`{module or obs.model_name}` {why[modes[module]]} ({', '.join(bufs)} unchanged)"
-        for module, bufs in stuck.items()
-    ]
+    # One sentence per reason, naming its layers: nine BatchNorms forced to eval read as one
+    # cause, not nine repetitions of the same words.
+    by_mode: dict[str, list[str]] = {}
+    for module in stuck:
+        by_mode.setdefault(modes[module], []).append(f"`{module or obs.model_name}`")
+    parts = []
+    for mode, layers in by_mode.items():
+        bufs = sorted({b for m in stuck if modes[m] == mode for b in stuck[m]})
+        subject = f"{len(layers)} layers ({names(layers)})" if len(layers) > 1 else layers[0]
+        parts.append(f"{subject} {why[mode]} ({', '.join(bufs)} unchanged)")
     hint = (
         "Do not call `.eval()` on layers inside training (or override `train()` to keep them "
         "in eval) unless freezing them is intended; then list their buffers in "
