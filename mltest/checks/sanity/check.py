@@ -31,6 +31,7 @@ ASPECTS = (
     "gradients are cleared between steps",
     "gradient matches finite differences",
     "loss at init",
+    "each optimizer steps its own parameters",
     "trainable parameters change",
     "frozen parameters stay",
     "running statistics move",
@@ -243,6 +244,8 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip |= {"padding embedding row", "padding invariance"}
     if not settings.units:
         skip.add("dead and saturated units")
+    if len(obs.optimizer_params) < 2:
+        skip.add("each optimizer steps its own parameters")
     if updating:
         skip.add("baseline")
     return [a for a in ASPECTS if a not in skip]

@@ -37,6 +37,7 @@ def judge_step(obs: StepObs, settings: Settings) -> list[Finding]:
                 "computed on constant or detached tensors.",
             )
         )
+    found += _shared_optimizers(obs)
     found += _untrained(obs, settings)
     found += _frozen_moved(obs, settings)
     found += _stuck_buffers(obs)
@@ -53,6 +54,33 @@ def judge_step(obs: StepObs, settings: Settings) -> list[Finding]:
             )
         )
     return found
+
+
+def _shared_optimizers(obs: StepObs) -> list[Finding]:
+    """Several optimizers that hold the same parameters: each one's step moves the other's
+    network (the classic GAN bug: the generator's optimizer also updates the discriminator)."""
+    owners: dict[str, list[int]] = {}
+    for index, group in enumerate(obs.optimizer_params):
+        for name in dict.fromkeys(group):
+            owners.setdefault(name, []).append(index)
+    shared = [n for n, held in owners.items() if len(held) > 1]
+    if len(obs.optimizer_params) < 2 or not shared:
+        return []
+    pairs = sorted({tuple(owners[n]) for n in shared})
+    which = ", ".join(" and ".join(f"optimizer {i}" for i in pair) for pair in pairs)
+    return [
+        Finding(
+            "each optimizer steps its own parameters",
+            f"{len(shared)} parameter(s) are in more than one optimizer ({which}): "
+            f"{names(shared)}; each optimizer's step also moves them, so one network's step "
+            "trains the other's (a generator's optimizer that updates the discriminator)",
+            "Build each optimizer over its own network only, e.g. "
+            "`Adam(self.generator.parameters())` and `Adam(self.discriminator.parameters())`, "
+            "not `self.parameters()`.",
+            shared,
+            cause="optimizers sharing parameters",
+        )
+    ]
 
 
 def _finiteness(obs: StepObs) -> list[Finding]:

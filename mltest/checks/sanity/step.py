@@ -139,6 +139,11 @@ class _StepProbe(pytorch_lightning.Callback):
         self.in_optimizer = {
             id(p) for opt in trainer.optimizers for g in opt.param_groups for p in g["params"]
         }
+        param_names = {id(p): n for n, p in pl_module.named_parameters()}
+        self.obs.optimizer_params = [
+            [param_names.get(id(p), "?") for g in opt.param_groups for p in g["params"]]
+            for opt in trainer.optimizers
+        ]
         names = {m: n for n, m in pl_module.named_modules()}
         self.module_types = {n: type(m).__name__ for m, n in names.items()}
         for module, name in names.items():
