@@ -194,7 +194,9 @@ class _SuiteRun:
     def _drive(self, worker, pending, budgets, loaded, staging) -> None:
         """Feed results from `worker` into the report until it is done, dies or is stopped."""
         current: str | None = None
-        check_deadline = math.inf
+        # Until the first `start`, the worker imports the project and validates every check:
+        # user code, so it runs on the first check's budget.
+        check_deadline = time.monotonic() + budgets[pending[0]] + _TIMEOUT_GRACE_S
         while True:
             if self.cancel.signal is not None:
                 worker.stop("cancelled")
@@ -235,7 +237,7 @@ class _SuiteRun:
                         self._worker_lost(worker, pending[0], pending, "sent a result out of turn")
                         return
                     result.name = result.kind = current  # the worker cannot rename a check
-                    self._commit(staging, result, loaded)
+                    self._commit(staging / current, result, loaded)
                     pending.remove(current)
                     self._add(result)
                     current, check_deadline = None, math.inf
@@ -317,7 +319,6 @@ class _SuiteRun:
             if written:
                 self._record_written(folder, written, before)
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
 
     def _record_written(self, folder: Path, written: list[Path], before: dict[str, str]) -> None:
         """Run metadata for `baselines: update`: which files changed, and a patch of the text."""

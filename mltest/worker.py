@@ -65,7 +65,6 @@ def run_checks(job: Job, sender: Sender) -> None:
 
     loaded = load_config(job.config)  # validated by the supervisor already; cheap
     sender.send("facts", facts=environment_facts(loaded.config.trainer))
-    baselines = BaselineStore(loaded.baseline_dir, staging=_path(job.staging))
     project = None
     shared: dict[str, Any] = {}
 
@@ -74,7 +73,9 @@ def run_checks(job: Job, sender: Sender) -> None:
             name=name,
             loaded=loaded,
             project=project,
-            baselines=baselines,
+            # one staging folder per check: the supervisor commits and clears a check's
+            # folder while this worker already runs the next check
+            baselines=BaselineStore(loaded.baseline_dir, staging=_path(job.staging) / name),
             update_baselines=job.update_baselines,
             deadline=Deadline(name, loaded.checks[name].time_budget_s),
             shared=shared,

@@ -269,3 +269,31 @@ def test_a_ddp_strategy_runs_the_checks_in_two_ranks_and_rank_0_alone_reports(tm
     assert [c.status.value for c in report.checks[:2]] == ["pass", "pass"]
     assert lines == ["memorization", "sanity", "regression", "key_examples"]  # once each
     assert report.complete and report.verdict.value == "pass"
+
+
+def test_baseline_update_records_every_check_although_checks_finish_back_to_back(tmp_path):
+    # The supervisor commits a check's staged files while the worker already runs the next
+    # check; each check stages in a folder of its own, so nothing is lost.
+    import shutil
+
+    config = copy_example("tabular", tmp_path)
+    shutil.rmtree(config.parent / ".mltest")
+    report = run_suite(config, tmp_path / "r", update_baselines=True)
+    assert report.verdict.value == "pass", [c.summary for c in report.checks]
+    recorded = json.loads((config.parent / ".mltest" / "baselines.json").read_text())
+    assert set(recorded["checks"]) == {"memorization", "sanity", "regression", "key_examples"}
+
+
+@pytest.mark.slow
+def test_a_project_import_that_hangs_is_stopped_on_the_first_checks_budget(tmp_path):
+    config = copy_example("tabular", tmp_path)
+    model = config.parent / "model.py"
+    model.write_text("import time\ntime.sleep(1000)\n" + model.read_text())
+    text = config.read_text().replace("max_epochs: 300", "max_epochs: 300\n    time_budget_s: 4")
+    config.write_text(text)
+    started = time.monotonic()
+    report = run_suite(config, tmp_path / "r", only=["memorization"])
+    assert time.monotonic() - started < 30
+    first = report.checks[0]
+    assert first.status.value == "error" and "time budget of 4 s" in first.summary
+    assert "model.py:2" in first.summary
