@@ -269,3 +269,13 @@ def test_a_real_baseline_update_records_the_median_curve_the_next_run_draws(tmp_
     curves, history = charts_for(result)
     assert series_names(curves)[-1] == "baseline median"
     assert history.series[0].values[-2:] == [14, m["median_epochs"]]
+
+
+def test_an_axis_near_the_float_maximum_stays_finite():
+    # Found by the safety fuzz: padding 1.7e308 overflowed to inf, which Mermaid cannot read.
+    import math
+
+    from mltest.render.mermaid import nice_range
+
+    low, high = nice_range([0.0, 1.7e308])
+    assert math.isfinite(low) and math.isfinite(high) and high >= 1e15

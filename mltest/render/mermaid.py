@@ -70,9 +70,16 @@ def decimals_for(low: float, high: float) -> int:
     return max(0, min(10, 3 - math.floor(math.log10(span))))
 
 
+_AXIS_LIMIT = 1e15
+
+
 def nice_range(values: Sequence[float], floor_zero: bool = True) -> tuple[float, float]:
-    """An axis range holding every finite value with a little room; from 0 when close to it."""
-    finite = [v for v in values if math.isfinite(v)]
+    """An axis range holding every finite value with a little room; from 0 when close to it.
+
+    Values are held within ±1e15 first: past that a chart says nothing more, and padding a
+    value near the float maximum would overflow to inf, which Mermaid cannot read.
+    """
+    finite = [min(max(v, -_AXIS_LIMIT), _AXIS_LIMIT) for v in values if math.isfinite(v)]
     if not finite:
         return 0.0, 1.0
     low, high = min(finite), max(finite)
