@@ -193,3 +193,15 @@ def test_batched_read_back_gives_the_floats_float_gives(value):
 def test_batched_read_back_refuses_what_float_refuses():
     with pytest.raises((ValueError, RuntimeError)):
         to_floats([torch.tensor([1.0, 2.0])])
+
+
+@pytest.mark.parametrize("hold", [1, 3])
+def test_a_manual_optimization_gan_judged_by_validation_step_counts_what_the_reference_counts(
+    tmp_path, hold
+):
+    # Two optimizers stepped in training_step; the target is a metric validation_step logs,
+    # and must hold `hold` judgements in a row (seed 1: 23 epochs with 1, 55 with 3).
+    ctx, settings = _context(tmp_path, "gan", yaml_edits=[("hold: 3", f"hold: {hold}")])
+    got = _assert_same_counts(ctx, settings, seeds=(0, 1))
+    assert all(ending == "met" for _, ending in got.values())
+    assert got[1][0] == {1: 23, 3: 55}[hold]

@@ -2,7 +2,15 @@
 
 Trains the user's own `training_step` / `configure_optimizers` with Lightning from a seeded
 fresh init on the first N training batches, judging the target after each epoch on the same
-batches in eval mode. Several seeds; the median epoch count is compared with the baseline.
+batches in eval mode, with no grad. The judge is `training_step` for models with automatic
+optimization and `validation_step` for models with manual optimization (whose `training_step`
+steps its optimizers, so it cannot be called just to measure). The target must hold for
+`hold` consecutive judgements (oscillating metrics, e.g. a GAN's); the count is the epoch the
+run of judgements began. Several seeds; the median epoch count is compared with the baseline.
+
+The model's schedule is built from the Trainer's `max_epochs`: once a baseline is recorded,
+its `schedule_epochs` is what the Trainer gets, and the budget (`max_epochs`) only stops the
+fit, so a changed budget never changes the schedule the model sees, hence the count.
 """
 
 from __future__ import annotations
@@ -25,29 +33,50 @@ class Target(Strict):
     """When a batch counts as memorized: loss below a value, or a metric reaching one."""
 
     loss_below: float | None = None
-    metric: str | None = Field(None, description="a key of training_step's dict or self.log")
+    metric: str | None = Field(
+        None, description="a key of the judging step's returned dict or of its self.log calls"
+    )
     at_least: float | None = None
+    at_most: float | None = Field(None, description="for a metric that falls (a distance)")
 
     @model_validator(mode="after")
     def _one_target(self) -> Target:
-        if self.metric is None and self.at_least is None:
+        bounds = [b for b in (self.at_least, self.at_most) if b is not None]
+        if self.metric is None and not bounds:
             if self.loss_below is None:
-                raise ValueError("give `loss_below`, or `metric` with `at_least`")
+                raise ValueError("give `loss_below`, or `metric` with `at_least` or `at_most`")
             return self
         if self.loss_below is not None:
-            raise ValueError("give either `loss_below` or `metric`/`at_least`, not both")
-        if self.metric is None or self.at_least is None:
-            raise ValueError("`metric` and `at_least` go together")
+            raise ValueError("give either `loss_below` or `metric` with a bound, not both")
+        if self.metric is None or len(bounds) != 1:
+            raise ValueError("`metric` goes with one of `at_least` or `at_most`")
         return self
+
+    @property
+    def quantity(self) -> str:
+        """The name of what the target is about: the metric, or `loss`."""
+        return self.metric or "loss"
+
+    @property
+    def value(self) -> float:
+        """The target's threshold."""
+        for bound in (self.loss_below, self.at_least, self.at_most):
+            if bound is not None:
+                return bound
+        raise AssertionError("validated: one bound is set")
 
     def describe(self) -> str:
         if self.loss_below is not None:
             return f"loss < {self.loss_below:g}"
+        if self.at_most is not None:
+            return f"{self.metric} <= {self.at_most:g}"
         return f"{self.metric} >= {self.at_least:g}"
 
-    def met(self, loss: float, metrics: dict[str, float]) -> bool:
+    def met(self, loss: float | None, metrics: dict[str, float]) -> bool:
         if self.loss_below is not None:
             return loss < self.loss_below
+        if self.at_most is not None:
+            return metrics[self.metric] <= self.at_most
         return metrics[self.metric] >= self.at_least
 
 
@@ -77,6 +106,16 @@ class Settings(CheckSettings):
         1, ge=1, le=256,
         description="torch intra-op threads per seed on the CPU; counts depend on it",
     )
+    judge: Literal["auto", "training_step", "validation_step"] = Field(
+        "auto",
+        description="the step that measures the target in eval mode, no grad; `auto`: "
+        "validation_step under manual optimization, else training_step",
+    )
+    hold: int = Field(
+        1, ge=1, le=100,
+        description="consecutive judgements the target must hold (oscillating metrics); the "
+        "count is the epoch of the first",
+    )
 
     @field_validator("workers")
     @classmethod
@@ -101,6 +140,25 @@ class SeedRun:
     metric_values: list[float] = field(default_factory=list)  # and after each epoch
     seconds: float = 0.0
     nondeterministic: list[str] = field(default_factory=list)  # ops without such a kernel
+    quantity: str = "loss"  # what the target is about: `loss` or the metric's name
+    judge: str = "training_step"  # the step that measured it
+
+    @property
+    def initial_value(self) -> float | None:
+        """The target quantity at init."""
+        return self.initial_loss if self.quantity == "loss" else self.initial_metric
+
+    @property
+    def final_value(self) -> float | None:
+        """The target quantity at the last judgement."""
+        if self.quantity == "loss":
+            return self.final_loss
+        return self.metric_values[-1] if self.metric_values else None
+
+    def shown(self, when: str) -> str:
+        """`loss 0.7` / `d_gap 0.31` at init (`when="init"`) or at the last judgement."""
+        value = self.initial_value if when == "init" else self.final_value
+        return f"{self.quantity} {_number(value)}"
 
     @property
     def problem(self) -> str | None:
@@ -108,13 +166,73 @@ class SeedRun:
         if self.met_before_training:
             return (
                 f"seed {self.seed}: target already met before any training "
-                f"(loss {self.initial_loss:.4g} at init)"
+                f"({self.shown('init')} at init)"
             )
         if self.nonfinite:
             return f"seed {self.seed}: {self.nonfinite}"
         if self.epochs is None:
-            return f"seed {self.seed}: not memorized, loss {self.final_loss:.4g} at the last epoch"
+            return f"seed {self.seed}: not memorized, {self.shown('last')} at the last epoch"
         return None
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def validate(ctx: CheckContext, settings: Settings) -> None:
+    """Before anything trains: the strategy, and a step that can judge the target without
+    stepping optimizers (manual optimization needs `validation_step`)."""
+    from mltest.checks.base import refuse_strategy
+    from mltest.seeding import isolated_global_state
+
+    refuse_strategy(
+        ctx,
+        sharded_ok=False,
+        why_not_sharded="it judges the target by calling the model's step between epochs, "
+        "outside the training loop, where a sharded strategy leaves each rank a shard",
+    )
+    with isolated_global_state():
+        judge_for(ctx.project.new_model(ctx.seeds[0]), settings)
+
+
+def judge_for(model: Any, settings: Settings) -> str:
+    """The name of the step that judges the target: `training_step` or `validation_step`.
+
+    Raises:
+        ConfigError: when that step cannot judge (manual optimization's training_step steps
+            the optimizers; a validation_step the model does not define).
+    """
+    from mltest.errors import ConfigError
+
+    manual = not getattr(model, "automatic_optimization", True)
+    name = settings.judge
+    if name == "auto":
+        name = "validation_step" if manual else "training_step"
+    model_name = type(model).__name__
+    if name == "training_step" and manual:
+        raise ConfigError(
+            f"checks.memorization.judge: {model_name} uses manual optimization "
+            "(automatic_optimization = False), so its training_step steps the optimizers and "
+            "cannot judge the target; define validation_step (log or return the target's "
+            "metric) and set `judge: validation_step` or `auto`"
+        )
+    if name == "validation_step" and not _defines(model, "validation_step"):
+        why = "uses manual optimization, so" if manual else "has `judge: validation_step`, but"
+        raise ConfigError(
+            f"checks.memorization: {model_name} {why} the target is judged by "
+            "validation_step, which it does not define; add a validation_step that logs "
+            "(self.log) or returns the target's metric: memorization runs it on the same "
+            "fixed batches in eval mode, with no grad and no optimizer step"
+        )
+    return name
+
+
+def _defines(model: Any, method: str) -> bool:
+    """Whether the user's class (not Lightning's base class) defines `method`."""
+    for cls in type(model).__mro__:
+        if method in vars(cls):
+            return cls.__name__ != "LightningModule"
+    return False
 
 
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
@@ -203,7 +321,7 @@ def decide(
             return (
                 Status.FAIL,
                 f"target ({target}) already met before any training (seed {run_.seed}: "
-                f"loss {run_.initial_loss:.4g} at init): the loss cannot drive learning",
+                f"{run_.shown('init')} at init): the loss cannot drive learning",
                 "Check the loss: e.g. cross-entropy over a single output is always 0, or the "
                 "loss is computed on detached or constant tensors.",
                 [],
@@ -223,8 +341,8 @@ def decide(
         return (
             Status.FAIL,
             f"could not memorize {settings.batches} batch(es) within {settings.max_epochs} "
-            f"epochs on {len(stuck)} of {len(runs)} seeds (seed {worst.seed}: loss "
-            f"{worst.final_loss:.4g}, target {target})",
+            f"epochs on {len(stuck)} of {len(runs)} seeds (seed {worst.seed}: "
+            f"{worst.shown('last')}, target {target}{_held(settings)})",
             "The model cannot fit even a few examples: look for a layer that is not wired in, "
             "a detached tensor, an optimizer over the wrong parameters, or a learning rate "
             "bug. If the model is simply slow, raise checks.memorization.max_epochs.",
@@ -264,6 +382,11 @@ def decide(
     return Status.PASS, f"memorized in {shown}; baseline {base:g}", "", notices
 
 
+def _held(settings: Settings) -> str:
+    """`, held 3 judgements in a row` when `hold` asks for more than one."""
+    return f", held {settings.hold} judgements in a row" if settings.hold > 1 else ""
+
+
 def _record(ctx, settings, runs, median, env_key, previous):
     """Under `mltest baseline update`: write the new baseline when every seed memorized."""
     if median is None or any(r.problem for r in runs):
@@ -292,13 +415,22 @@ def _record(ctx, settings, runs, median, env_key, previous):
 
 
 def _details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> str:
-    rows = ["| seed | epochs | loss at init | last loss | seconds |", "|---|---|---|---|---|"]
+    from mltest.render.safe import cell
+
+    q = cell(settings.target.quantity)
+    rows = [f"| seed | epochs | {q} at init | last {q} | seconds |", "|---|---|---|---|---|"]
     for r in runs:
         epochs = r.epochs if r.epochs is not None else "—"
-        first = f"{r.initial_loss:.4g}" if r.initial_loss is not None else "—"
-        last = f"{r.final_loss:.4g}" if r.final_loss is not None else "—"
+        first, last = _number(r.initial_value), _number(r.final_value)
         rows.append(f"| {r.seed} | {epochs} | {first} | {last} | {r.seconds:.1f} |")
-    lines = [f"Target: {settings.target.describe()} on the first {settings.batches} batch(es).", ""]
+    held = f", held for {settings.hold} epochs in a row" if settings.hold > 1 else ""
+    judge = runs[0].judge if runs else "training_step"
+    by = f", judged by {judge} in eval mode" if judge != "training_step" else ""
+    lines = [
+        f"Target: {cell(settings.target.describe())}{held} on the first {settings.batches} "
+        f"batch(es){by}.",
+        "",
+    ]
     lines += rows
     if baseline:
         trend = [*baseline.get("history", []), baseline["median"]]
@@ -338,8 +470,8 @@ def _chart_metrics(runs: list[SeedRun], target: Target, baseline: dict | None) -
     """What the report's charts draw: the target quantity per seed from init on, the target,
     and the baseline's median curve when the baseline has one."""
     return {
-        "target_quantity": target.metric or "loss",
-        "target_value": target.loss_below if target.metric is None else target.at_least,
+        "target_quantity": target.quantity,
+        "target_value": target.value,
         "curves": {str(r.seed): _curve(r, target) for r in runs},
         "baseline_curve": (baseline or {}).get("curve") or [],
     }

@@ -22,15 +22,17 @@ def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRu
     """Fit one seeded fresh model on the fixed batches; count epochs until the target holds."""
     import torch
 
+    from mltest.checks.memorization import judge_for
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
     started = time.perf_counter()
-    result = SeedRun(seed=seed)
+    result = SeedRun(seed=seed, quantity=settings.target.quantity)
     mode = determinism_mode(ctx.trainer_settings)
     with isolated_global_state(), quiet(), watch_determinism(mode) as watch:
         model, batches = ctx.project.fresh_start(seed, settings.batches)
-        probe = _Probe(result, settings.target, batches, ctx.deadline)
+        result.judge = judge_for(model, settings)
+        probe = _Probe(result, settings, batches, ctx.deadline)
         trainer = make_trainer(
             model,
             ctx.trainer_settings,
@@ -61,6 +63,10 @@ def _lightning_callback_base():
 class _Probe(_lightning_callback_base()):
     """Judges the target in eval mode before training and after each epoch; watches for NaN.
 
+    The judging step is `training_step`, or `validation_step` under manual optimization (see
+    `memorization.judge_for`); the count is the first epoch of `hold` consecutive judgements
+    that met the target.
+
     What it costs per epoch is what the verdict needs and no more: the eval-mode pass over the
     batches, read back from the device once, and one read-back of the epoch's training losses.
     Nothing waits on the device inside an epoch, and the user's `self.log` calls in training
@@ -72,9 +78,12 @@ class _Probe(_lightning_callback_base()):
     non-finite loss or weight, which is when the offending parameters are named.
     """
 
-    def __init__(self, result: SeedRun, target: Target, batches: list, deadline):
+    def __init__(self, result: SeedRun, settings: Settings, batches: list, deadline):
         self.result = result
-        self.target = target
+        self.target = settings.target
+        self.hold = settings.hold
+        self.step = result.judge
+        self.streak = 0  # consecutive judgements that met the target, up to now
         self.batches = batches
         self.deadline = deadline
         self.device_batches: list = []
@@ -82,7 +91,7 @@ class _Probe(_lightning_callback_base()):
 
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
-        loss, metrics = evaluate(pl_module, self.device_batches, self.target)
+        loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:
             self.result.initial_metric = metrics[self.target.metric]
@@ -103,16 +112,24 @@ class _Probe(_lightning_callback_base()):
         for value in to_floats(steps):  # the first non-finite step loss, as before
             if not math.isfinite(value):
                 self._stop(f"training loss became {value:g}", trainer, pl_module)
-        loss, metrics = evaluate(pl_module, self.device_batches, self.target)
-        self.result.losses.append(loss)
-        self.result.final_loss = loss
+        loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
+        if loss is not None:
+            self.result.losses.append(loss)
+            self.result.final_loss = loss
         if self.target.metric is not None:
             self.result.metric_values.append(metrics[self.target.metric])
-        if not math.isfinite(loss):
+        if loss is not None and not math.isfinite(loss):
             self._stop(f"eval loss became {loss:g}", trainer, pl_module)
+        if loss is None and not math.isfinite(metrics[self.target.quantity]):
+            value = metrics[self.target.quantity]
+            self._stop(f"{self.target.quantity} became {value:g}", trainer, pl_module)
         if self.target.met(loss, metrics):
-            self.result.epochs = trainer.current_epoch + 1
-            trainer.should_stop = True
+            self.streak += 1
+            if self.streak >= self.hold:
+                self.result.epochs = trainer.current_epoch + 2 - self.hold
+                trainer.should_stop = True
+        else:
+            self.streak = 0
         self.deadline.check()
 
     def _stop(self, what: str, trainer, pl_module):
@@ -167,8 +184,11 @@ def _nonfinite_parameters(module) -> str:
     return "; ".join(parts)
 
 
-def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, float]]:
-    """Mean loss and metrics of `training_step` over the batches, in eval mode, no grad.
+def evaluate(
+    module, batches: list, target: Target, step: str = "training_step"
+) -> tuple[float | None, dict[str, float]]:
+    """Mean loss and metrics of `step` (`training_step` or `validation_step`) over the
+    batches, in eval mode, no grad. A validation_step need not return a loss (None then).
 
     Values the module logs with `self.log` are captured for metric targets. Each submodule's
     train/eval flag is put back exactly as it was (a user may keep some layers in eval). The
@@ -194,16 +214,17 @@ def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, fl
         module.eval()
         with torch.no_grad():
             for index, batch in enumerate(batches):
-                out = module.training_step(batch, index)
+                out = getattr(module, step)(batch, index)
                 if isinstance(out, dict):
                     for name, value in out.items():
                         if name != "loss":
                             capture(name, value)
                     out = out.get("loss")
-                if out is None:
+                if out is None and (step == "training_step" or target.metric is None):
                     raise ProjectError(
-                        "training_step returned no loss; memorization needs the loss "
-                        "(return it, or a dict with a `loss` key)"
+                        f"{step} returned no loss; memorization needs the loss for "
+                        f"`target: {{loss_below: ...}}` (return it, or a dict with a `loss` "
+                        "key), or a target on a metric it logs"
                     )
                 losses.append(out)
     finally:
@@ -211,6 +232,8 @@ def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, fl
         module.__dict__.update(shadowed)  # the fit's lean logging, when it is on
         for submodule, was_training in flags.items():
             submodule.training = was_training
+    if any(loss is None for loss in losses):
+        losses = []  # a validation_step that logs its metrics and returns nothing
     names = list(logged)
     values = to_floats([*losses, *(v for name in names for v in logged[name])])
     loss_values, rest = values[: len(losses)], iter(values[len(losses) :])
@@ -220,10 +243,10 @@ def evaluate(module, batches: list, target: Target) -> tuple[float, dict[str, fl
         metrics[name] = sum(these) / len(these)
     if target.metric is not None and target.metric not in metrics:
         raise ProjectError(
-            f"checks.memorization.target.metric `{target.metric}` was not found: training_step "
+            f"checks.memorization.target.metric `{target.metric}` was not found: {step} "
             f"neither returned nor logged it (it logged: {', '.join(sorted(metrics)) or 'nothing'})"
         )
-    return sum(loss_values) / len(loss_values), metrics
+    return (sum(loss_values) / len(loss_values) if loss_values else None), metrics
 
 
 def to_floats(values: list[Any]) -> list[float]:

@@ -71,6 +71,104 @@ def compare_baseline(
     ], None
 
 
+def step_rows(obs: StepObs) -> list[dict[str, Any]]:
+    """The per-optimizer signature as baseline rows: each optimizer step of the judged
+    training_step, in order, with the parameters it changed."""
+    return [{"optimizer": i, "changed": list(changed)} for i, changed in obs.optimizer_steps]
+
+
+def compare_optimizer_steps(
+    obs: StepObs, baseline: dict[str, Any] | None, update_command: str
+) -> tuple[list[Finding], str | None]:
+    """Findings and a notice from comparing which parameters each optimizer step changed
+    with the baseline (models with several optimizers only).
+
+    Catches a generator phase that changes the discriminator even when the optimizers hold
+    no parameter in common: e.g. the discriminator's optimizer stepped again, on the generator
+    loss's gradients, after the generator's step. Renamed modules compare by position.
+    """
+    if len(obs.optimizer_params) < 2 or baseline is None:
+        return [], None
+    if "optimizer_steps" not in baseline:
+        return [], (
+            "the baseline predates the per-optimizer signature (which parameters each "
+            f"optimizer's step changed); record it again with `{update_command}` to compare it"
+        )
+    rename = _renames(baseline["parameters"], [_row(p) for p in obs.params])
+    then = [
+        (row["optimizer"], [rename.get(n, n) for n in row["changed"]])
+        for row in baseline["optimizer_steps"]
+    ]
+    now = [(i, list(changed)) for i, changed in obs.optimizer_steps]
+    if [(i, set(c)) for i, c in then] == [(i, set(c)) for i, c in now]:
+        return [], None
+    parts = [f"now {describe_steps(now)}", f"in the baseline {describe_steps(then)}"]
+    owned = {}  # parameter -> the optimizers whose steps changed it in the baseline
+    for i, changed in then:
+        for name in changed:
+            owned.setdefault(name, set()).add(i)
+    strays = [
+        (i, [n for n in changed if n in owned and i not in owned[n]]) for i, changed in now
+    ]
+    for i, names_ in strays:
+        if names_:
+            whose = sorted({j for n in names_ for j in owned[n]})
+            parts.append(
+                f"optimizer {i}'s step now changes {names(names_)}, which in the baseline only "
+                f"optimizer {' and '.join(map(str, whose))}'s step changed"
+            )
+    counts = {i: sum(1 for j, _ in now if j == i) for i, _ in now}
+    counts_then = {i: sum(1 for j, _ in then if j == i) for i, _ in then}
+    for i, count in counts.items():
+        if count != counts_then.get(i, 0):
+            parts.append(
+                f"optimizer {i} stepped {count} time(s) in one training_step, "
+                f"{counts_then.get(i, 0)} in the baseline"
+            )
+    changed_names = sorted({n for _, c in now for n in c} ^ {n for _, c in then for n in c})
+    stepped_again = [n for i, c in now for n in c if counts.get(i, 0) > counts_then.get(i, 0)]
+    return [
+        Finding(
+            "what each optimizer's step changes",
+            "the optimizer steps of one training_step changed other parameters than in the "
+            "baseline: " + "; ".join(parts),
+            "Each phase should step only its own optimizer on its own loss: e.g. the "
+            "generator phase calls `opt_g.step()` only, and the discriminator's gradients "
+            "from the generator loss are cleared (`opt_d.zero_grad()`) before D's next step. "
+            f"If the change is intended, record it with `{update_command}`.",
+            list(dict.fromkeys([n for _, c in strays for n in c] + stepped_again))
+            or changed_names,
+            cause="optimizers sharing parameters",
+        )
+    ], None
+
+
+def describe_steps(steps: list[tuple[int, list[str]]]) -> str:
+    """`optimizer 1 → discriminator (4), then optimizer 0 → generator (4)`."""
+    if not steps:
+        return "no optimizer step"
+    return ", then ".join(f"optimizer {i} → {_modules(changed)}" for i, changed in steps)
+
+
+def _modules(changed: list[str]) -> str:
+    """Parameter names grouped by their top-level module: `generator (4), head.bias (1)`."""
+    if not changed:
+        return "nothing"
+    groups: dict[str, int] = {}
+    for name in changed:
+        groups[name.split(".")[0]] = groups.get(name.split(".")[0], 0) + 1
+    return ", ".join(f"{g} ({n})" for g, n in groups.items())
+
+
+def _renames(then_rows: list[str], now_rows: list[str]) -> dict[str, str]:
+    """Baseline name -> current name when the rows agree position by position but for names."""
+    then = [_parse(r) for r in then_rows]
+    now = [_parse(r) for r in now_rows]
+    if [(s, t) for _, s, t in then] != [(s, t) for _, s, t in now]:
+        return {}
+    return {a[0]: b[0] for a, b in zip(then, now, strict=True) if a[0] != b[0]}
+
+
 def lookup(ctx: CheckContext, env_key: str) -> tuple[dict | None, str | None]:
     """This environment's entry, else another environment's: the trained set is device-free."""
     entry = ctx.baselines.get(ctx.name, env_key)
@@ -98,6 +196,8 @@ def record(
 
     rows = [_row(p) for p in obs.params]
     entry: dict[str, Any] = {"parameters": rows}
+    if len(obs.optimizer_params) > 1:
+        entry["optimizer_steps"] = step_rows(obs)
     if obs.init is not None:
         entry["init_loss"] = round(obs.init.loss, 6)
     if unit_rows:

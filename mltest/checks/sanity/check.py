@@ -32,6 +32,7 @@ ASPECTS = (
     "gradient matches finite differences",
     "loss at init",
     "each optimizer steps its own parameters",
+    "what each optimizer's step changes",
     "trainable parameters change",
     "frozen parameters stay",
     "running statistics move",
@@ -96,6 +97,9 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         found, notice = base.compare_baseline(obs.params, entry, obs.env_key, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
+        found, notice = base.compare_optimizer_steps(obs, entry, ctx.update_command)
+        findings += found
+        notices += [notice] if notice else []
         notices += unit_notices
         if entry is not None and ("init_loss" not in entry or "activations" not in entry):
             notices.append(
@@ -158,6 +162,7 @@ def _metrics(obs: StepObs, findings: list[Finding]) -> dict:
         "judged_step": obs.judged_step,
         "parameters": len(obs.params),
         "trained": [p.name for p in obs.params if p.moved],
+        "optimizer_steps": base.step_rows(obs),
         "problems": {f.aspect: f.names for f in findings},
         "causes": list(dict.fromkeys(f.cause for f in findings if f.cause)),
         "output_min": obs.output_min,
@@ -245,7 +250,7 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
     if not settings.units:
         skip.add("dead and saturated units")
     if len(obs.optimizer_params) < 2:
-        skip.add("each optimizer steps its own parameters")
+        skip |= {"each optimizer steps its own parameters", "what each optimizer's step changes"}
     if updating:
-        skip.add("baseline")
+        skip |= {"baseline", "what each optimizer's step changes"}
     return [a for a in ASPECTS if a not in skip]

@@ -22,6 +22,12 @@ def details(obs: StepObs, findings: list[Finding], baseline: dict | None) -> str
             f"- **{f.aspect}**: {f.message}" + (f" *(likely cause: {f.cause})*" if f.cause else "")
             for f in findings
         ] + [""]
+    if obs.optimizer_steps:
+        from mltest.checks.sanity.baseline import describe_steps
+        from mltest.render.safe import inline
+
+        steps = inline(describe_steps(obs.optimizer_steps))
+        lines += [f"Optimizer steps of the judged training_step: {steps}.", ""]
     lines += _probes(obs)
     flagged = {n for f in findings for n in f.names}
     rows = [p for p in obs.params if p.name in flagged] or obs.params

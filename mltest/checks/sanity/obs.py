@@ -64,6 +64,9 @@ class StepObs:
     output_source: str = ""
     learning_rates: list[float] = field(default_factory=list)
     optimizer_params: list[list[str]] = field(default_factory=list)  # names per optimizer
+    # with several optimizers: each optimizer step of the judged training_step, in order, as
+    # (optimizer index, the parameters that step changed)
+    optimizer_steps: list[tuple[int, list[str]]] = field(default_factory=list)
     judged_step: int = 1  # the step judged: the first one with a non-zero learning rate
     zero_lr_steps: int = 0  # steps before it that ran at learning rate 0 (a warm-up)
     batch_size: int | None = None

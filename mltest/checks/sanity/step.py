@@ -156,6 +156,31 @@ class _StepProbe(pytorch_lightning.Callback):
             self.unit_watch = units.UnitWatch(pl_module)
         if self.settings.padding is not None:
             self.pad_watch = padding.EmbeddingWatch(pl_module, batch, self.settings.padding)
+        if len(trainer.optimizers) > 1:
+            self._watch_optimizer_steps(trainer.optimizers, pl_module)
+
+    def _watch_optimizer_steps(self, optimizers, pl_module) -> None:
+        """Record which parameters each optimizer step of this training_step changed: the
+        per-optimizer signature (a generator phase that also steps the discriminator)."""
+        named = list(pl_module.named_parameters())
+        snapshot: list[torch.Tensor] = []
+
+        def before(optimizer, args, kwargs):
+            snapshot[:] = [p.detach().clone() for _, p in named]
+
+        def after(index):
+            def hook(optimizer, args, kwargs):
+                moved = torch.stack(
+                    [(p.detach() != old).any() for (_, p), old in zip(named, snapshot, strict=True)]
+                ).tolist()  # one device sync per optimizer step
+                changed = [n for (n, _), m in zip(named, moved, strict=True) if m]
+                self.obs.optimizer_steps.append((index, changed))
+
+            return hook
+
+        for index, optimizer in enumerate(optimizers):
+            self.handles.append(optimizer.register_step_pre_hook(before))
+            self.handles.append(optimizer.register_step_post_hook(after(index)))
 
     def _watched_buffers(self, pl_module) -> dict[str, torch.Tensor]:
         """Norm layers' running statistics plus buffers named in `moving_buffers`, less the
@@ -267,6 +292,7 @@ class _StepProbe(pytorch_lightning.Callback):
         self.handles, self.grads, self.finite_flags, self.norm_modes = [], {}, [], {}
         self.batch = self.output = self.unit_watch = self.pad_watch = None
         self.obs.learning_rates = []
+        self.obs.optimizer_steps = []
 
     def _finish_params(self, pl_module) -> None:
         named = list(pl_module.named_parameters())
