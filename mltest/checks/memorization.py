@@ -238,10 +238,19 @@ def _defines(model: Any, method: str) -> bool:
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Train each seed, then compare the median epoch count with the baseline."""
     seeds = settings.seeds or ctx.seeds
-    outcomes, parallel_notice = _train_seeds(ctx, settings, seeds)
-    runs = [seed_run for seed_run, _ in outcomes]
-    env_key = outcomes[0][1]
+    from mltest.engine import device_for, environment_key
+
+    # The key is known before training: the baseline's schedule length decides the Trainer's.
+    env_key = environment_key(device_for(ctx.trainer_settings).type, ctx.trainer_settings)
     baseline = ctx.baselines.get(ctx.name, env_key)
+    schedule, schedule_notice = schedule_epochs(
+        settings, None if ctx.update_baselines else baseline, ctx.update_command
+    )
+    outcomes, parallel_notice = _train_seeds(ctx, settings, seeds, schedule)
+    runs = [seed_run for seed_run, _ in outcomes]
+    if outcomes[0][1] != env_key:  # the Trainer's device differs from the plain guess
+        env_key = outcomes[0][1]
+        baseline = ctx.baselines.get(ctx.name, env_key)
     status, summary, hint, notices = decide(
         runs, baseline, settings, env_key, ctx.baselines.keys(ctx.name), ctx.update_command
     )
@@ -251,6 +260,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         status, summary, hint, notices = _record(ctx, settings, runs, median, env_key, baseline)
     if parallel_notice:
         notices = [*notices, parallel_notice]
+    if schedule_notice:
+        notices = [*notices, schedule_notice]
     from mltest.seeding import nondeterminism_notice
 
     unstable = nondeterminism_notice(op for r in runs for op in r.nondeterministic)
@@ -268,6 +279,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "target": settings.target.describe(),
             "batches": settings.batches,
             "max_epochs": settings.max_epochs,
+            "schedule_epochs": schedule,
             "environment": env_key,
             "seeds": [r.seed for r in runs],
             "epochs": [r.epochs for r in runs],
@@ -285,7 +297,31 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     )
 
 
-def _train_seeds(ctx, settings: Settings, seeds: list[int]):
+def schedule_epochs(
+    settings: Settings, baseline: dict[str, Any] | None, update_command: str
+) -> tuple[int, str]:
+    """The Trainer's `max_epochs`, which the model's schedule sees (e.g. through
+    `trainer.estimated_stepping_batches`), and a notice when it is not the budget.
+
+    With a baseline that recorded it, the baseline's: `max_epochs` is then only a budget that
+    stops the fit, so raising or lowering it never changes the schedule, hence the count. A
+    budget above the recorded schedule cannot train past it (the schedule would have to
+    change); the notice names the command that records the longer schedule.
+    """
+    recorded = (baseline or {}).get("schedule_epochs")
+    if recorded is None or recorded == settings.max_epochs:
+        return settings.max_epochs, ""
+    if settings.max_epochs > recorded:
+        return recorded, (
+            f"max_epochs is {settings.max_epochs}, but the baseline was recorded with a "
+            f"{recorded}-epoch schedule: the Trainer keeps max_epochs {recorded} so the model's "
+            "schedule (e.g. from trainer.estimated_stepping_batches) and the count compare; "
+            f"to train with the longer budget, record it with `{update_command}`"
+        )
+    return recorded, ""
+
+
+def _train_seeds(ctx, settings: Settings, seeds: list[int], schedule: int):
     """Train every seed, in forked workers when asked for and possible; results in seed order."""
     from mltest.checks.memorization_fit import train_seed  # Lightning: only where checks run
     from mltest.engine import device_for
@@ -297,12 +333,14 @@ def _train_seeds(ctx, settings: Settings, seeds: list[int]):
         why_not = fork_unavailable(device_for(ctx.trainer_settings).type)
         if why_not is None:
             ctx.deadline.check()
-            return map_forked(lambda seed: train_seed(ctx, settings, seed), seeds, workers), ""
+            return map_forked(
+                lambda seed: train_seed(ctx, settings, seed, schedule), seeds, workers
+            ), ""
         notice = f"seeds ran one after another: {why_not} (checks.{ctx.name}.workers)"
     outcomes = []
     for seed in seeds:
         ctx.deadline.check()
-        outcomes.append(train_seed(ctx, settings, seed))
+        outcomes.append(train_seed(ctx, settings, seed, schedule))
     return outcomes, notice
 
 
@@ -403,6 +441,7 @@ def _record(ctx, settings, runs, median, env_key, previous):
         "epochs": {str(r.seed): r.epochs for r in runs},
         "target": settings.target.describe(),
         "batches": settings.batches,
+        "schedule_epochs": settings.max_epochs,
         "history": history[-settings.history :] if settings.history else [],
         "curve": median_curve(runs, settings.target),
         "torch": torch.__version__,

@@ -18,8 +18,14 @@ class _Stop(Exception):
     """Raised inside the fit loop to end it at once (non-finite values)."""
 
 
-def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRun, str]:
-    """Fit one seeded fresh model on the fixed batches; count epochs until the target holds."""
+def train_seed(
+    ctx: CheckContext, settings: Settings, seed: int, schedule: int | None = None
+) -> tuple[SeedRun, str]:
+    """Fit one seeded fresh model on the fixed batches; count epochs until the target holds.
+
+    The Trainer gets `max_epochs=schedule` (default: the budget), which is what the model's
+    schedule sees; the fit stops at the budget, `settings.max_epochs`, whichever comes first.
+    """
     import torch
 
     from mltest.checks.memorization import judge_for
@@ -36,7 +42,7 @@ def train_seed(ctx: CheckContext, settings: Settings, seed: int) -> tuple[SeedRu
         trainer = make_trainer(
             model,
             ctx.trainer_settings,
-            max_epochs=settings.max_epochs,
+            max_epochs=schedule or settings.max_epochs,
             limit_train_batches=len(batches),
             callbacks=[probe],
         )
@@ -82,6 +88,7 @@ class _Probe(_lightning_callback_base()):
         self.result = result
         self.target = settings.target
         self.hold = settings.hold
+        self.budget = settings.max_epochs
         self.step = result.judge
         self.streak = 0  # consecutive judgements that met the target, up to now
         self.batches = batches
@@ -130,6 +137,8 @@ class _Probe(_lightning_callback_base()):
                 trainer.should_stop = True
         else:
             self.streak = 0
+        if trainer.current_epoch + 1 >= self.budget:
+            trainer.should_stop = True  # the budget, when the schedule runs longer
         self.deadline.check()
 
     def _stop(self, what: str, trainer, pl_module):
