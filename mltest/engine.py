@@ -42,6 +42,9 @@ def quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r".*`self.log\(\)`.*")
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=r".*but have no `validation_step`.*")
+        # mltest fits on fixed batches with no val loop on purpose (memorization judges with
+        # validation_step itself): Lightning's advice about a missing val_dataloader is noise.
+        warnings.filterwarnings("ignore", message=r".*but have no `val_dataloader`.*")
         try:
             yield
         finally:
