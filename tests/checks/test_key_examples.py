@@ -305,6 +305,8 @@ def project(tmp_path_factory):
     import sys
 
     sys.path.insert(0, str(directory))
+    for name in ("data", "model"):  # another project's data.py may be loaded in this process
+        sys.modules.pop(name, None)
     try:
         from data import MEAN, STD, make  # noqa: I001  (the project's own module)
         from model import Model
