@@ -7,7 +7,7 @@ import cmarkgfm
 import numpy as np
 import torch
 
-from mltest.checks import regression
+from mltest.checks import regression_report
 from mltest.checks.key_examples import summarize
 from mltest.checks.sanity.findings import _stuck_buffers
 from mltest.checks.sanity.obs import BufferObs, StepObs
@@ -35,7 +35,7 @@ def _label_map_shift():
 def test_a_shifted_label_map_leads_with_every_label_flipped():
     golden, got = _label_map_shift()
     comparison = compare_outputs(golden, got)
-    status, summary, _, _ = regression.decide(
+    status, summary, _, _ = regression_report.decide(
         comparison, inputs_changed=False, env_now={"key": "cpu"}, env_golden={},
         update_command="mltest baseline update",
     )
@@ -48,14 +48,15 @@ def test_a_shifted_label_map_leads_with_every_label_flipped():
 def test_an_exact_output_that_moved_entirely_is_named_first():
     golden = {"label": np.arange(8), "score": np.zeros((8, 1), np.float32)}
     got = {"label": np.arange(8) + 1, "score": np.zeros((8, 1), np.float32)}
-    summary = regression._moved_sentence(compare_outputs(golden, got))
+    summary = regression_report.moved_sentence(compare_outputs(golden, got))
     assert summary.startswith("`label`: 8 of 8 labels (100%) changed")
 
 
 def test_a_table_after_the_list_of_layout_problems_renders_as_a_table():
     golden, got = _label_map_shift()
     got["extra"] = np.zeros(64, np.float32)  # a layout problem, listed above the table
-    details = regression._details("64 examples", compare_outputs(golden, got), "golden", "got")
+    comparison = compare_outputs(golden, got)
+    details = regression_report.details_markdown("64 examples", comparison, "golden", "got")
     html = _html(_comment(CheckResult("regression", "regression", Status.FAIL, "x",
                                       details=details)))
     assert "<li><code>extra</code>: produced now but not in the golden file</li>" in html

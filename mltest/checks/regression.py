@@ -19,6 +19,14 @@ from pydantic import Field, model_validator
 
 from mltest.checks.base import CheckContext, CheckSettings, record_hint
 from mltest.checks.causes import NONDETERMINISTIC_PREDICTION
+from mltest.checks.regression_report import (
+    case_message,
+    decide,
+    details_markdown,
+    input_table,
+    output_metrics,
+    pct,
+)
 from mltest.config import Strict
 from mltest.errors import BaselineError, ConfigError
 from mltest.report import Case, CheckResult, Status
@@ -183,16 +191,16 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             summary=(
                 f"{NONDETERMINISTIC_PREDICTION.title}: two predictions of the same batch differ "
                 f"in {rerun.moved} of {rerun.total} output values "
-                f"({_pct(rerun.moved, rerun.total)}); this is not compared with the golden outputs"
+                f"({pct(rerun.moved, rerun.total)}); this is not compared with the golden outputs"
             ),
             hint=NONDETERMINISTIC_PREDICTION.hint,
             notices=[unstable] if unstable else [],
-            details=_details(inputs.description, rerun, "first run", "second run"),
+            details=details_markdown(inputs.description, rerun, "first run", "second run"),
             metrics={
                 **metrics,
                 "deterministic": False,
                 "causes": [NONDETERMINISTIC_PREDICTION.key],
-                **_output_metrics(rerun),
+                **output_metrics(rerun),
             },
         )
 
@@ -238,9 +246,9 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     )
     if status is Status.PASS:
         notices += _noise_notices(settings, noise, tolerances)
-    details = _details(inputs.description, comparison, "golden", "got")
+    details = details_markdown(inputs.description, comparison, "golden", "got")
     if inputs_changed:
-        details = _input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
+        details = input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
     return CheckResult(
         **base,
         status=status,
@@ -254,10 +262,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "golden_input_hash": golden_inputs.get("hash"),
             "golden_environment": golden.metadata.get("environment", {}),
             "tolerances": {n: {"rtol": t.rtol, "atol": t.atol} for n, t in tolerances.items()},
-            **_output_metrics(comparison),
+            **output_metrics(comparison),
         },
         cases=[
-            Case(d.name, Status.PASS if d.ok else Status.FAIL, _case_message(d))
+            Case(d.name, Status.PASS if d.ok else Status.FAIL, case_message(d))
             for d in comparison.outputs
         ],
     )
@@ -274,6 +282,8 @@ def _inputs_changed(golden_inputs: dict[str, Any], input_hash: str, inputs: Any)
     if recorded and now:
         return recorded != now
     return golden_inputs.get("hash") != input_hash
+
+
 NOISE_MARGIN = 4.0  # measured training noise is one sample of it: allow this many times more
 
 
@@ -341,124 +351,6 @@ def key_of(environment: dict[str, Any]) -> str:
     return f"{environment.get('device', 'cpu')}-torch{minor}-{environment.get('precision')}"
 
 
-def decide(
-    comparison: Any,
-    *,
-    inputs_changed: bool,
-    env_now: dict[str, Any],
-    env_golden: dict[str, Any],
-    update_command: str,
-    spec_change: str = "",
-    golden_key: str | None = None,
-) -> tuple[Status, str, str, list[str]]:
-    """The verdict, the sentence a person reads, what to do next, and notices.
-
-    Args:
-        comparison: golden vs this run (`mltest.compare.Comparison`).
-        inputs_changed: the fixed inputs' hash differs from the one recorded with the golden.
-        env_now, env_golden: device, torch and lightning versions of this run and the golden.
-        update_command: the command that rewrites the golden outputs.
-        spec_change: how `model_under_test` differs from the golden's, in words, or "".
-        golden_key: the environment the golden belongs to; another than `env_now["key"]`
-            means no golden exists here and only decisions were compared.
-    """
-    intended = f"If the change is intended, run `{update_command}` and commit the golden files."
-    env_key = env_now.get("key")
-    cross = golden_key is not None and golden_key != env_key
-    moved = _moved_sentence(comparison)
-    if inputs_changed:
-        outcome = (
-            f"and {moved}"
-            if not comparison.ok
-            else "although the outputs still match within tolerance"
-        )
-        return (
-            Status.FAIL,
-            "the fixed inputs changed (their hash differs from the golden file's): the data "
-            f"path no longer produces the same inputs, {outcome}",
-            "The data path changed: look for a changed normalisation constant, resize, "
-            f"tokenizer, collate function or input file (input statistics are in the details). "
-            f"{intended}",
-            [],
-        )
-    if comparison.problems:
-        return (
-            Status.FAIL,
-            f"the outputs no longer have the golden layout: {'; '.join(comparison.problems)}",
-            "predict_step or the post-processing now returns different outputs (names, shapes "
-            f"or types). {intended}",
-            [],
-        )
-    if not comparison.ok:
-        why = (
-            f"model_under_test changed since the golden outputs were recorded ({spec_change})"
-            if spec_change
-            else "the model, its weights or the post-processing changed"
-        )
-        if cross:
-            return (
-                Status.FAIL,
-                f"{moved} on unchanged inputs, compared with the {golden_key} golden (none is "
-                f"recorded for {env_key}): more than float noise between environments; {why}",
-                "Only decisions (predicted labels, exact outputs, values within the "
-                "cross-environment tolerance) were compared, so this is a real change: a "
-                "shifted label map, changed post-processing or a changed model. "
-                f"{intended}",
-                [],
-            )
-        return (
-            Status.FAIL,
-            f"{moved} on unchanged inputs: {why}",
-            "Look at the worst examples in the details: a shifted label map or changed "
-            f"post-processing moves every example, a model change moves values. {intended}",
-            [],
-        )
-    if cross:
-        return Status.PASS, _cross_summary(comparison, golden_key), "", [
-            f"no golden outputs are recorded for {env_key}: compared decisions with the "
-            f"{golden_key} golden; record this environment's with `{update_command}` and "
-            "commit the files"
-        ]
-    notices = []
-    differs = [
-        f"{key} {env_golden.get(key)} → {env_now.get(key)}"
-        for key in ("device", "torch")
-        if env_golden.get(key) and env_golden.get(key) != env_now.get(key)
-    ]
-    if differs:
-        notices.append(
-            f"golden outputs were recorded in another environment ({', '.join(differs)}); "
-            "the tolerances hold"
-        )
-    worst = max((d.max_abs for d in comparison.outputs), default=0.0)
-    return (
-        Status.PASS,
-        f"{comparison.total} output values match the golden outputs (max abs diff {worst:.3g})",
-        "",
-        notices,
-    )
-
-
-def _cross_summary(comparison: Any, golden_key: str) -> str:
-    """What matched another environment's golden: labels, exact outputs, loose values."""
-    labels = [d for d in comparison.outputs if d.judged_on == "labels"]
-    parts = []
-    if labels:
-        examples = max(d.examples for d in labels)
-        ties = sum(d.ties for d in labels)
-        tie_note = f" ({ties} near-tie(s) flipped, within float noise)" if ties else ""
-        parts.append(f"predicted labels of {examples} examples match{tie_note}")
-    exact = [d for d in comparison.outputs if d.exact]
-    if exact:
-        parts.append(f"{sum(d.total for d in exact)} exact output values match")
-    loose = [d for d in comparison.outputs if d.judged_on == "values" and not d.exact]
-    if loose:
-        parts.append(
-            f"{sum(d.total for d in loose)} values within the cross-environment tolerance"
-        )
-    return f"{'; '.join(parts) or 'outputs match'} (compared with the {golden_key} golden)"
-
-
 def _spec_change(recorded: dict[str, Any], ctx: CheckContext) -> str:
     """How the config's `model_under_test` differs from the one the golden was recorded with."""
     now = ctx.loaded.config.model_under_test.model_dump(exclude_none=True)
@@ -468,46 +360,6 @@ def _spec_change(recorded: dict[str, Any], ctx: CheckContext) -> str:
         for k in keys
         if recorded.get(k) != now.get(k)
     )
-
-
-def _moved_sentence(comparison: Any) -> str:
-    if comparison.problems:
-        return f"the outputs changed layout ({'; '.join(comparison.problems)})"
-    by_labels = [d for d in comparison.outputs if d.judged_on == "labels" and not d.ok]
-    if by_labels:
-        flips = sum(d.real_flips for d in by_labels)
-        examples = max(d.examples for d in by_labels)
-        text = f"{flips} predicted label(s) of {examples} examples flipped"
-        others = [d for d in comparison.moved_outputs if d.judged_on == "values"]
-        if others:
-            moved = sum(d.moved for d in others)
-            text += f" and {moved} other output value(s) moved beyond tolerance"
-        return text
-    text = (
-        f"{comparison.moved} of {comparison.total} output values "
-        f"({_pct(comparison.moved, comparison.total)}) moved beyond tolerance"
-    )
-    # Lead with the output that moved most, by share: a label map off by one moves every
-    # label, which an overall share of values (diluted by unmoved scores) would hide.
-    worst = max(comparison.moved_outputs, key=lambda d: d.moved / max(d.total, 1), default=None)
-    flipped = comparison.flipped
-    if flipped:
-        examples = max(d.examples for d in comparison.outputs if d.flipped is not None)
-        lead = f"{flipped} predicted label(s) of {examples} examples flipped " \
-            f"({_pct(flipped, examples)})"
-        return f"{lead}; {text}"
-    if worst is not None and len(comparison.outputs) > 1 and worst.moved < comparison.total:
-        noun = "labels" if worst.exact else "values"
-        lead = (
-            f"`{worst.name}`: {worst.moved} of {worst.total} {noun} "
-            f"({_pct(worst.moved, worst.total)}) changed"
-        )
-        return f"{lead}; {text}"
-    return text
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.3g}%" if whole else "0%"
 
 
 def _load_inputs(ctx: CheckContext, settings: Settings):
@@ -601,103 +453,3 @@ def _environment(module: Any, ctx: CheckContext) -> dict[str, Any]:
         "lightning": pytorch_lightning.__version__,
         "precision": str(ctx.trainer_settings.get("precision", "32-true")),
     }
-
-
-def _case_message(diff: Any) -> str:
-    if diff.problem:
-        return diff.problem
-    if diff.moved:
-        return f"{diff.moved} of {diff.total} values moved (max abs diff {diff.max_abs:.3g})"
-    return ""
-
-
-def _output_metrics(comparison: Any) -> dict[str, Any]:
-    return {
-        "values": comparison.total,
-        "moved": comparison.moved,
-        "flipped": comparison.flipped,
-        "outputs": {
-            d.name: {
-                "problem": d.problem,
-                "total": d.total,
-                "moved": d.moved,
-                "max_abs": d.max_abs,
-                "mean_abs": d.mean_abs,
-                "max_rel": d.max_rel,
-                "mean_rel": d.mean_rel,
-                "flipped": d.flipped,
-                "ties": d.ties,
-                "judged_on": d.judged_on,
-                "histogram": d.histogram,
-            }
-            for d in comparison.outputs
-        },
-    }
-
-
-def _details(description: str, comparison: Any, left: str, right: str) -> str:
-    lines = [f"Inputs: {description}.", ""]
-    for problem in comparison.problems:
-        lines.append(f"- {problem}")
-    if comparison.problems:
-        lines.append("")  # a table right after a list item would not render as a table
-    rows = [d for d in comparison.outputs if not d.problem]
-    if rows:
-        lines += [
-            "| output | values | moved | max abs | mean abs | max rel | mean rel "
-            "| labels flipped |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for d in rows:
-            if d.exact:
-                stats = "exact | — | — | —"
-            else:
-                stats = f"{d.max_abs:.3g} | {d.mean_abs:.3g} | {d.max_rel:.3g} | {d.mean_rel:.3g}"
-            flipped = "—" if d.flipped is None else f"{d.flipped} of {d.examples}"
-            lines.append(
-                f"| `{d.name}` | {d.total} | {d.moved} ({_pct(d.moved, d.total)}) | {stats} "
-                f"| {flipped} |"
-            )
-    worst = [(d.name, w) for d in comparison.outputs for w in d.worst]
-    if worst:
-        lines += [
-            "",
-            "Worst values (index = example, then position):",
-            "",
-            f"| output | index | {left} | {right} | abs diff |",
-            "|---|---|---|---|---|",
-        ]
-        for name, w in worst:
-            diff = "—" if w.abs_diff is None else f"{w.abs_diff:.3g}"
-            index = ", ".join(map(str, w.index))
-            lines.append(f"| `{name}` | [{index}] | {_cell(w.golden)} | {_cell(w.got)} | {diff} |")
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value).replace("|", "\\|")[:60]
-
-
-def _input_table(golden: dict[str, Any], now: dict[str, Any]) -> str:
-    lines = [
-        "**The inputs changed.** Statistics of each input array, golden → now:",
-        "",
-        "| input | shape | mean | std | min | max |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in sorted(set(golden) | set(now)):
-        g, n = golden.get(name, {}), now.get(name, {})
-
-        def pair(key: str, g=g, n=n) -> str:
-            a, b = g.get(key, "—"), n.get(key, "—")
-            a = f"{a:.4g}" if isinstance(a, float) else a
-            b = f"{b:.4g}" if isinstance(b, float) else b
-            return str(a) if a == b else f"{a} → {b}"
-
-        lines.append(
-            f"| `{name}` | {pair('shape')} | {pair('mean')} | {pair('std')} | {pair('min')} "
-            f"| {pair('max')} |"
-        )
-    return "\n".join(lines) + "\n\n"

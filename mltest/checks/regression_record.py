@@ -46,7 +46,8 @@ def record(
         env: this run's environment (`key`, device, versions, precision).
         metrics: the check's metrics so far.
     """
-    from mltest.checks.regression import _moved_sentence, find_golden
+    from mltest.checks.regression import find_golden
+    from mltest.checks.regression_report import moved_sentence
     from mltest.compare import compare_outputs
     from mltest.errors import BaselineError
     from mltest.golden import content_hash, encode_golden, legacy_files, record_files, summarise
@@ -114,7 +115,7 @@ def record(
     was = ""
     if previous is not None:
         change = compare_outputs(previous.arrays, outputs)
-        was = "; unchanged" if change.ok else f"; was different ({_moved_sentence(change)})"
+        was = "; unchanged" if change.ok else f"; was different ({moved_sentence(change)})"
     measured = (
         f"; training noise {max(noise.values()):.3g} max abs" if noise else ""
     )
