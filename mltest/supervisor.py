@@ -199,7 +199,7 @@ class _SuiteRun:
         check_deadline = time.monotonic() + budgets[pending[0]] + _TIMEOUT_GRACE_S
         while True:
             if self.cancel.signal is not None:
-                worker.stop("cancelled")
+                worker.stop()
                 if current:
                     pending.remove(current)
                     self._add(_result(current, Status.ERROR, f"{current}: {self._cancelled_by()}"))
@@ -207,7 +207,7 @@ class _SuiteRun:
             try:
                 messages, state = worker.messages(min(check_deadline, self.suite_deadline))
             except ChannelError as exc:
-                worker.stop("protocol")
+                worker.stop()
                 bad = f"sent a bad message ({exc})"
                 self._worker_lost(worker, current or pending[0], pending, bad)
                 return
@@ -218,7 +218,7 @@ class _SuiteRun:
                 elif kind == "start":
                     current = message.get("check")
                     if not pending or current != pending[0]:
-                        worker.stop("protocol")
+                        worker.stop()
                         bad = f"started {current!r} out of turn"
                         self._worker_lost(worker, pending[0], pending, bad)
                         return
@@ -227,27 +227,29 @@ class _SuiteRun:
                     try:
                         result = CheckResult.from_dict(message["result"])
                     except (KeyError, TypeError, ValueError) as exc:
-                        worker.stop("protocol")
+                        worker.stop()
                         self._worker_lost(
                             worker, current or pending[0], pending, f"sent a bad result ({exc})"
                         )
                         return
                     if current is None:
-                        worker.stop("protocol")
+                        worker.stop()
                         self._worker_lost(worker, pending[0], pending, "sent a result out of turn")
                         return
                     result.name = result.kind = current  # the worker cannot rename a check
                     self._commit(staging / current, result, loaded)
                     pending.remove(current)
                     self._add(result)
-                    current, check_deadline = None, math.inf
+                    current = None  # the next check's budget already covers the gap
+                    if pending:
+                        check_deadline = time.monotonic() + budgets[pending[0]] + _TIMEOUT_GRACE_S
                 elif kind == "suite_error":
-                    worker.stop("suite error")
+                    worker.stop()
                     self.report.errors.append(str(message.get("message", ""))[:4000])
                     pending.clear()
                     return
                 elif kind == "done":
-                    worker.stop("done")
+                    worker.stop()
                     if pending:
                         self._worker_lost(worker, pending[0], pending, "said it was done too early")
                     return
@@ -264,7 +266,7 @@ class _SuiteRun:
     def _stop_for_time(self, worker, current, pending, budgets, check_deadline) -> None:
         stack = worker.stack()
         suite_ran_out = self.suite_deadline <= check_deadline
-        worker.stop("time budget")
+        worker.stop()
         name = current or pending[0]
         where = user_frame_in_stack(stack)
         at = f" (it was at {where})" if where else ""

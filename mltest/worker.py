@@ -116,20 +116,21 @@ def validate_checks(names: list[str], context, settings: dict[str, Any]) -> None
         try:
             validate(context(name), settings[name])
         except MltestError as exc:
-            raise type(exc)(f"checks.{name}: {exc}" if not str(exc).startswith(
-                ("checks.", "`checks.")) else str(exc)) from exc
+            text = str(exc)
+            if not text.startswith(("checks.", "`checks.")):
+                text = f"checks.{name}: {text}"
+            raise MltestError(text) from exc
         except Exception as exc:
             raise ProjectError(
                 f"checks.{name}: validating its inputs before training ran the model code, "
-                f"which raised {describe(exc)}{user_frame(exc)}"
+                f"which raised {describe(exc)}"
             ) from exc
 
 
 def run_one(module, ctx, settings) -> CheckResult:
     """Run one check; anything it raises becomes an error result that names the check.
 
-    `SystemExit` and `KeyboardInterrupt` from the model code are caught too: ending the
-    process is not a way to pass.
+    `SystemExit` from the model code is caught too: ending the process is not a way to pass.
     """
     try:
         return module.run(ctx, settings)

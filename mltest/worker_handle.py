@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mltest.channel import ChannelError, Job, Receiver
+from mltest.channel import Job, Receiver
 from mltest.worker import CHANNEL_FD_ENV, JOB_ENV
 
 # The worker's environment is built from this allow-list, never by removing known secrets.
@@ -63,7 +63,6 @@ class WorkerProcess:
         read_fd, write_fd = os.pipe()
         self._receiver = Receiver()
         self._read = os.fdopen(read_fd, "rb", buffering=0)
-        self.stopped_by: str | None = None  # why the supervisor stopped it, if it did
         # A file, not stdin: ddp's other ranks are this module started again, and read it too.
         job_file = Path(f"{job.stack_file}.job.json")
         job_file.write_text(job.to_json(), encoding="utf-8")
@@ -115,10 +114,8 @@ class WorkerProcess:
         time.sleep(0.1)  # let it finish writing all threads
         return read_stack(path)[-4000:]
 
-    def stop(self, why: str | None = None) -> None:
+    def stop(self) -> None:
         """SIGTERM to the worker's process group, SIGKILL after a grace period; then reap it."""
-        if why and self.stopped_by is None:
-            self.stopped_by = why
         if self.process.poll() is None:
             _signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -189,6 +186,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-__all__ = ["ChannelError", "WorkerProcess", "describe_exit", "worker_environment"]
