@@ -61,3 +61,16 @@ def forget_project_modules(directory: Path) -> None:
     for name, module in list(sys.modules.items()):
         if str(getattr(module, "__file__", None) or "").startswith(root):
             del sys.modules[name]
+
+
+def edited_example(name: str, directory: Path, edits=(), yaml_edits=()) -> Path:
+    """A copy of a bundled example with (old, new) replacements in its model.py and
+    mltest.yaml, each of which must be found; returns the config path."""
+    config = copy_example(name, directory)
+    for path, changes in ((config.parent / "model.py", edits), (config, yaml_edits)):
+        text = path.read_text()
+        for old, new in changes:
+            assert old in text, f"edit target {old!r} not in {path.name}"
+            text = text.replace(old, new)
+        path.write_text(text)
+    return config

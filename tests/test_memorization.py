@@ -15,18 +15,12 @@ import torch
 from mltest.checks.memorization import SeedRun, Settings, decide
 from mltest.report import Status
 from mltest.supervisor import run_suite
-from tests.suites import copy_example
+from tests.suites import copy_example, edited_example
 
 
 def run_memorization(tmp_path, edits=(), yaml_edits=()):
     """Copy the tabular example, apply (old, new) edits to model.py / mltest.yaml, run it."""
-    config = copy_example("tabular", tmp_path)
-    for path, changes in ((config.parent / "model.py", edits), (config, yaml_edits)):
-        text = path.read_text()
-        for old, new in changes:
-            assert old in text, f"edit target {old!r} not in {path.name}"
-            text = text.replace(old, new)
-        path.write_text(text)
+    config = edited_example("tabular", tmp_path, edits, yaml_edits)
     report = run_suite(config, tmp_path / "report", only=["memorization"])
     return report, report.checks[0]
 

@@ -16,19 +16,12 @@ import torch
 from bench.common import context
 from mltest.checks.memorization_fit import to_floats, train_seed
 from tests.memorization_reference import reference_outcome
-from tests.suites import copy_example
+from tests.suites import edited_example
 
 
 def _context(tmp_path, example, edits=(), yaml_edits=()):
     """A memorization context for a copy of `example`, with (old, new) edits applied."""
-    config = copy_example(example, tmp_path)
-    for path, changes in ((config.parent / "model.py", edits), (config, yaml_edits)):
-        text = path.read_text()
-        for old, new in changes:
-            assert old in text, f"edit target {old!r} not in {path.name}"
-            text = text.replace(old, new)
-        path.write_text(text)
-    return context(config, "memorization")
+    return context(edited_example(example, tmp_path, edits, yaml_edits), "memorization")
 
 
 def _outcome(ctx, settings, seed):

@@ -13,17 +13,11 @@ from mltest.checks import sanity
 from mltest.checks.memorization_fit import train_seed
 from mltest.errors import ConfigError
 from mltest.report import Status
-from tests.suites import copy_example, forget_project_modules
+from tests.suites import edited_example, forget_project_modules
 
 
 def _gan(tmp_path, check, edits=(), yaml_edits=()):
-    config = copy_example("gan", tmp_path)
-    for path, changes in ((config.parent / "model.py", edits), (config, yaml_edits)):
-        text = path.read_text()
-        for old, new in changes:
-            assert old in text, f"edit target {old!r} not in {path.name}"
-            text = text.replace(old, new)
-        path.write_text(text)
+    config = edited_example("gan", tmp_path, edits, yaml_edits)
     forget_project_modules(config.parent)
     return context(config, check)
 
