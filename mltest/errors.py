@@ -55,7 +55,8 @@ def user_frame(exc: BaseException) -> str:
 
 
 def is_user_file(filename: str) -> bool:
-    """Whether a frame's file is the user's: not torch, Lightning, mltest or the stdlib."""
-    if filename.startswith(_STDLIB):
+    """Whether a frame's file is the user's: not torch, Lightning, mltest or the stdlib
+    (`<frozen importlib._bootstrap>` and other `<...>` pseudo-files are the interpreter's)."""
+    if filename.startswith((_STDLIB, "<")):
         return False
     return not any(f"/{part}/" in filename for part in _LIBRARY_DIRS)
