@@ -48,7 +48,7 @@ def plain_loop(ctx, settings, seed: int) -> int:
     """Train like the check, in plain PyTorch; returns the epochs run."""
     import torch
 
-    from mltest.checks.memorization_fit import seed_threads
+    from mltest.checks.memorization.fit import seed_threads
     from mltest.engine import device_for
     from mltest.seeding import apply_determinism, determinism_mode, isolated_global_state
 
@@ -85,7 +85,7 @@ def plain_loop(ctx, settings, seed: int) -> int:
 
 def overhead(quick: bool) -> dict[str, Any]:
     """Section 1: per-epoch ratio and fixed setup cost, for the tiny and the medium model."""
-    from mltest.checks.memorization_fit import train_seed
+    from mltest.checks.memorization.fit import train_seed
 
     results = {}
     for size, (_, _, (short, long)) in SIZES.items():
@@ -232,7 +232,7 @@ def plain_training(ctx, settings, seed: int, *, judged: bool, mode: Any = None) 
     """
     import torch
 
-    from mltest.checks.memorization_fit import seed_threads
+    from mltest.checks.memorization.fit import seed_threads
     from mltest.engine import device_for
     from mltest.seeding import apply_determinism, determinism_mode, isolated_global_state
 
@@ -294,7 +294,7 @@ def speed(quick: bool) -> dict[str, Any]:
 
 
 def _speed_row(sections, device, short, long, target, quick) -> dict[str, Any]:
-    from mltest.checks.memorization_fit import train_seed
+    from mltest.checks.memorization.fit import train_seed
 
     contexts = {
         n: context(_speed_config(sections, device, n), "memorization") for n in (short, long)

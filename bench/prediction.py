@@ -54,7 +54,7 @@ def _plain(module, batches) -> None:
 def prediction_checks(quick: bool) -> dict[str, Any]:
     """regression and key_examples over N examples vs a plain loop over the same tensors."""
     from mltest.checks import key_examples, regression
-    from mltest.prediction import model_under_test, predict
+    from mltest.checks.prediction import model_under_test, predict
 
     rows = 512 if quick else 10_000
     config = write_config(
@@ -128,7 +128,8 @@ def key_example_rows_quick() -> list[dict[str, Any]]:
 
 def golden_compare(quick: bool) -> dict[str, Any]:
     """compare_outputs on 10 million float32 values: unchanged, and with 1% of them moved."""
-    from mltest.compare import Tolerance, compare_outputs
+    from mltest.checks.regression.compare import compare_outputs
+    from mltest.checks.regression.diffs import Tolerance
 
     count = 1_000_000 if quick else 10_000_000
     rng = np.random.default_rng(0)

@@ -13,6 +13,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+# How the supervisor tells the worker where its job file and its end of the pipe are.
+CHANNEL_FD_ENV = "MLTEST_CHANNEL_FD"
+JOB_ENV = "MLTEST_JOB"
 MESSAGE_TYPES = frozenset({"facts", "start", "result", "suite_error", "done"})
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a result with huge details is still bounded
 

@@ -10,15 +10,11 @@ reported a pass to this process.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import platform
 import re
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 
 from mltest.channel import ChannelError, Job
 from mltest.errors import MltestError, describe
+from mltest.process_guard import Cancellation, protect_from_other_processes
 from mltest.report import CheckResult, Report, Status
 from mltest.run_files import (
     PATCH_LIMIT,
@@ -106,7 +103,7 @@ class _SuiteRun:
             metadata={**run_metadata(config_path), **options["metadata"]},
             complete=False,
         )
-        self.cancel = _Cancellation()
+        self.cancel = Cancellation()
         self.suite_deadline = math.inf
         self.order: list[str] = []  # every check, in run order
         self.skipped: dict[str, str] = {}  # check -> why it does not run
@@ -369,36 +366,3 @@ def _stack_details(stack: str) -> str:
     if not stack:
         return ""
     return "Python stacks of the worker when it was stopped:\n\n```\n" + stack + "\n```"
-
-
-def protect_from_other_processes() -> None:
-    """Make this process non-dumpable (Linux): processes of the same user, such as the worker,
-    can then no longer read its environment or memory under /proc, where a token may live."""
-    if platform.system() != "Linux":
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
-
-
-class _Cancellation:
-    """SIGINT/SIGTERM handlers for the run (main thread only): record the signal; the run loop
-    stops the worker and writes the final report."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Cancellation:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.signal = signal.Signals(signum).name

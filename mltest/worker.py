@@ -21,12 +21,10 @@ import time
 import traceback
 from typing import Any
 
-from mltest.channel import Job, Sender
+from mltest.channel import CHANNEL_FD_ENV, JOB_ENV, Job, Sender
 from mltest.errors import CheckFailed, MltestError, ProjectError, describe, user_frame
 from mltest.report import CheckResult, Status
 
-CHANNEL_FD_ENV = "MLTEST_CHANNEL_FD"
-JOB_ENV = "MLTEST_JOB"
 _NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "Timeout", "NewConnectionError")
 _network_setting = ""  # the action's `network` input, when it runs the suite
 

@@ -15,8 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mltest.channel import Job, Receiver
-from mltest.worker import CHANNEL_FD_ENV, JOB_ENV
+from mltest.channel import CHANNEL_FD_ENV, JOB_ENV, Job, Receiver
 
 # The worker's environment is built from this allow-list, never by removing known secrets.
 _PASS_NAMES = frozenset(

@@ -7,11 +7,11 @@ import cmarkgfm
 import numpy as np
 import torch
 
-from mltest.checks import regression_report
-from mltest.checks.key_examples import summarize
+from mltest.checks.key_examples.report import summarize
+from mltest.checks.regression import report as regression_report
+from mltest.checks.regression.compare import compare_outputs
 from mltest.checks.sanity.findings import _stuck_buffers
 from mltest.checks.sanity.obs import BufferObs, StepObs
-from mltest.compare import compare_outputs
 from mltest.render.markdown import render_markdown
 from mltest.report import CheckResult, Report, Status
 

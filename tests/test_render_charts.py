@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mltest.checks.memorization import SeedRun, Target, median_curve
-from mltest.compare import abs_diff_histogram
+from mltest.checks.memorization import Target
+from mltest.checks.memorization.report import median_curve
+from mltest.checks.memorization.seed_run import SeedRun
+from mltest.checks.regression.compare import abs_diff_histogram
 from mltest.github.actions import SUMMARY_LIMIT_BYTES
 from mltest.github.comment import COMMENT_LIMIT, comment_body
 from mltest.github.publish import summary_markdown

@@ -10,7 +10,7 @@ import pytest
 import mltest.checks.memorization as memorization
 from bench.common import context
 from mltest.checks import sanity
-from mltest.checks.memorization_fit import train_seed
+from mltest.checks.memorization.fit import train_seed
 from mltest.errors import ConfigError
 from mltest.report import Status
 from tests.suites import edited_example, forget_project_modules

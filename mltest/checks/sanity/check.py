@@ -19,11 +19,9 @@ from mltest.checks.sanity import baseline as base
 from mltest.checks.sanity.details import details
 from mltest.checks.sanity.findings import Finding, judge_step
 from mltest.checks.sanity.obs import StepObs, matches
-from mltest.checks.sanity.settings import Settings
+from mltest.checks.sanity.settings import KIND, Settings
 from mltest.errors import ConfigError
 from mltest.report import Case, CheckResult, Status
-
-KIND = "sanity"
 
 ASPECTS = (
     "finite values",

@@ -7,6 +7,8 @@ from pydantic import Field, field_validator
 from mltest.checks.base import CheckSettings
 from mltest.config import Strict
 
+KIND = "sanity"
+
 
 class Padding(Strict):
     """`checks.sanity.padding`: where the padding sits in a batch, for the padding probes."""

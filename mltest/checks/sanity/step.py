@@ -19,6 +19,7 @@ import torch
 from mltest.checks.sanity.obs import BufferObs, PaddingObs, ParamObs, StepObs, matches
 from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, units
 from mltest.checks.sanity.probes.steps import StepsProbe
+from mltest.checks.sanity.tensors import batch_input, float_tensors
 from mltest.errors import MltestError, ProjectError
 
 # Buffers of these layers are running statistics that must move in train mode.
@@ -71,38 +72,6 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
     obs.env_key = device_key(trainer, ctx.trainer_settings)
     obs.seconds = time.perf_counter() - started
     return obs
-
-
-def batch_input(batch: Any, key: int | str | None) -> Any:
-    """The model's input inside a batch: `batch[key]`, or the batch itself / its first element."""
-    if key is None:
-        if isinstance(batch, torch.Tensor):
-            return batch
-        if isinstance(batch, (list, tuple)) and batch:
-            return batch[0]
-        raise ProjectError(
-            f"checks.sanity: cannot tell the model's input in a batch of type "
-            f"{type(batch).__name__}; set checks.sanity.input_key (a dict key or tuple index)"
-        )
-    try:
-        return batch[key]
-    except (KeyError, IndexError, TypeError) as exc:
-        keys = list(batch) if isinstance(batch, dict) else f"indices 0..{len(batch) - 1}"
-        raise ProjectError(
-            f"checks.sanity.input_key {key!r} is not in the batch ({type(batch).__name__} with "
-            f"{keys})"
-        ) from exc
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    """Floating-point tensors inside a module output (tensor, tuple, list, dict, nested)."""
-    if isinstance(value, torch.Tensor):
-        return [value] if value.is_floating_point() or value.is_complex() else []
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [t for item in value for t in _tensors(item)]
-    return []
 
 
 class _StepProbe(pytorch_lightning.Callback):
@@ -199,7 +168,7 @@ class _StepProbe(pytorch_lightning.Callback):
 
     def _finite_hook(self, name: str):
         def hook(module, args, output):
-            tensors = _tensors(output)
+            tensors = float_tensors(output)
             if tensors:  # a flag tensor, not a bool: no device sync per module
                 flag = torch.stack([t.detach().isfinite().all() for t in tensors]).all()
                 self.finite_flags.append((name, flag))
@@ -216,7 +185,7 @@ class _StepProbe(pytorch_lightning.Callback):
 
     def _output_hook(self, module, args, output):
         if self.output is None:
-            self.output = [t.detach() for t in _tensors(output)]
+            self.output = [t.detach() for t in float_tensors(output)]
 
     # -- during the step --------------------------------------------------------------------
     def on_before_backward(self, trainer, pl_module, loss):
@@ -391,7 +360,7 @@ class _StepProbe(pytorch_lightning.Callback):
             x = batch_input(self.batch, self.settings.input_key)
             if needs_output:
                 with torch.no_grad():
-                    out = _tensors(pl_module(x))
+                    out = float_tensors(pl_module(x))
                 values = torch.cat([t.flatten().float() for t in out])
                 self._record_range(values, "the model's forward output on the batch input")
             if self.settings.batch_independence:

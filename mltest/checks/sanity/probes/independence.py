@@ -13,16 +13,15 @@ import torch
 from mltest.checks.causes import NONDETERMINISTIC_PREDICTION
 from mltest.checks.sanity.findings import SHOWN, Finding
 from mltest.checks.sanity.obs import StepObs
+from mltest.checks.sanity.tensors import float_tensors
 from mltest.errors import ProjectError
 
 
 def unstable(model, x) -> tuple[int, int] | None:
     """(values that differ, of) between two eval passes over the same input; None if equal."""
-    from mltest.checks.sanity.step import _tensors
-
     with torch.no_grad():
-        first = _tensors(model(x))
-        second = _tensors(model(x))
+        first = float_tensors(model(x))
+        second = float_tensors(model(x))
     differ = sum(int((a != b).sum()) for a, b in zip(first, second, strict=False))
     total = sum(a.numel() for a in first)
     return (differ, total) if differ else None
@@ -72,7 +71,6 @@ def dependence(model, x) -> tuple[int, dict[int, list[int]]]:
             "checks.sanity.batch_independence needs a tensor input with a batch dimension; "
             "set checks.sanity.input_key to the batch element the model takes"
         )
-    from mltest.checks.sanity.step import _tensors as tensors
 
     size = x.shape[0]
     found: dict[int, list[int]] = {}
@@ -81,7 +79,7 @@ def dependence(model, x) -> tuple[int, dict[int, list[int]]]:
     for i in sorted({0, size - 1}):
         if x.is_floating_point():
             xg = x.detach().clone().requires_grad_(True)
-            out = [t for t in tensors(model(xg)) if t.dim() and t.shape[0] == size]
+            out = [t for t in float_tensors(model(xg)) if t.dim() and t.shape[0] == size]
             if not out:
                 raise ProjectError(
                     "checks.sanity.batch_independence: the model's output has no tensor with "
@@ -96,11 +94,11 @@ def dependence(model, x) -> tuple[int, dict[int, list[int]]]:
             found[i] = [j for j in range(size) if j != i and float(per_row[j]) > limit]
         else:
             with torch.no_grad():
-                base = tensors(model(x))
+                base = float_tensors(model(x))
                 others = [j for j in range(size) if j != i]
                 shuffled = x.clone()
                 shuffled[others] = x[i]  # every other sample replaced by a copy of sample i
-                moved = tensors(model(shuffled))
+                moved = float_tensors(model(shuffled))
             same = all(torch.equal(a[i], b[i]) for a, b in zip(base, moved, strict=False))
             found[i] = [] if same else others
     return size, found

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mltest.compare import Tolerance, compare_outputs
+from mltest.checks.regression.compare import compare_outputs
+from mltest.checks.regression.diffs import Tolerance
 from mltest.config import load_config
 from mltest.errors import ConfigError
 from mltest.report import Status

@@ -18,10 +18,9 @@ from typing import Any
 
 from torch.utils.data import IterableDataset
 
+from mltest.checks.regression.settings import TABLE_SUFFIXES
 from mltest.errors import ProjectError, describe
 
-TENSOR_SUFFIXES = (".safetensors", ".npz", ".npy")
-TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 DEFAULT_EXAMPLES = 64
 DEFAULT_BATCH_SIZE = 32
 
@@ -40,7 +39,7 @@ class FixedInputs:
         examples cannot be collated one by one)."""
         import hashlib
 
-        from mltest.golden import content_hash, flatten_batches
+        from mltest.checks.regression.golden import content_hash, flatten_batches
 
         if self.alone is None:
             return None
@@ -130,7 +129,7 @@ def _overrides(datamodule: Any, hook: str) -> bool:
 
 
 def _count(batches: list[Any]) -> int:
-    from mltest.golden import flatten_batches
+    from mltest.checks.regression.golden import flatten_batches
 
     flat = flatten_batches(batches, "inputs")
     return max((len(v) for v in flat.values()), default=0)

@@ -16,15 +16,13 @@ import pytest
 import torch
 import yaml
 
-from mltest.checks.key_examples import (
-    Predictions,
-    Settings,
-    failing_in_order,
-    judge,
-    tag_stats,
-)
+from mltest.checks.key_examples import Settings
+from mltest.checks.key_examples.judging import judge
+from mltest.checks.key_examples.predictions import Predictions
+from mltest.checks.key_examples.report import failing_in_order
+from mltest.checks.key_examples.table import load_examples
+from mltest.checks.key_examples.verdict import tag_stats
 from mltest.errors import CheckFailed, ConfigError, ProjectError
-from mltest.examples_table import load_examples
 from mltest.report import Status
 from mltest.supervisor import run_suite
 from tests.suites import forget_project_modules, write_suite

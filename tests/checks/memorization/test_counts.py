@@ -1,6 +1,6 @@
 """The fast memorization fit counts exactly the epochs of a straightforward reference (the
-target judged in eval mode after every epoch: tests/memorization_reference.py), on the bundled
-examples and on broken variants; and what it changed around the fit (threads, logging, the
+target judged in eval mode after every epoch: tests/checks/memorization/reference.py), on the
+bundled examples and on broken variants; and what it changed around the fit (threads, logging, the
 Trainer's scratch folder, batched read-backs) keeps that true.
 """
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from bench.common import context
-from mltest.checks.memorization_fit import to_floats, train_seed
-from tests.memorization_reference import reference_outcome
+from mltest.checks.memorization.fit import to_floats, train_seed
+from tests.checks.memorization.reference import reference_outcome
 from tests.suites import edited_example
 
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mltest.checks.memorization import SeedRun, Settings, decide
+from mltest.checks.memorization import Settings
+from mltest.checks.memorization.decide import decide
+from mltest.checks.memorization.seed_run import SeedRun
 from mltest.report import Status
 from mltest.supervisor import run_suite
 from tests.suites import copy_example, edited_example

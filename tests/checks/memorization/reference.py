@@ -17,7 +17,7 @@ import math
 import pytorch_lightning as pl
 import torch
 
-from mltest.checks.memorization import judge_for
+from mltest.checks.memorization.judge import judge_for
 from mltest.engine import FixedBatches, make_trainer, quiet
 from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 

@@ -21,7 +21,7 @@ def decide(
     """The verdict, the sentence a person reads, what to do next, and notices.
 
     Args:
-        comparison: golden vs this run (`mltest.compare.Comparison`).
+        comparison: golden vs this run (`compare.Comparison`).
         inputs_changed: the fixed inputs' hash differs from the one recorded with the golden.
         env_now, env_golden: device, torch and lightning versions of this run and the golden.
         update_command: the command that rewrites the golden outputs.

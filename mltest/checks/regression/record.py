@@ -46,11 +46,17 @@ def record(
         env: this run's environment (`key`, device, versions, precision).
         metrics: the check's metrics so far.
     """
-    from mltest.checks.regression import find_golden
-    from mltest.checks.regression_report import moved_sentence
-    from mltest.compare import compare_outputs
+    from mltest.checks.regression.compare import compare_outputs
+    from mltest.checks.regression.golden import (
+        content_hash,
+        encode_golden,
+        legacy_files,
+        record_files,
+        summarise,
+    )
+    from mltest.checks.regression.lookup import find_golden
+    from mltest.checks.regression.report import moved_sentence
     from mltest.errors import BaselineError
-    from mltest.golden import content_hash, encode_golden, legacy_files, record_files, summarise
 
     key = env["key"]
     try:
@@ -135,8 +141,8 @@ def measure_noise(
 ) -> tuple[dict[str, float], list[str]]:
     """How far a harmless re-training moves each float output (max abs difference), and the
     exact outputs (labels, strings) it changes at all."""
-    from mltest.golden import flatten_batches, is_extent
-    from mltest.prediction import postprocess_fn, predict, retrained_with_other_sums
+    from mltest.checks.prediction import postprocess_fn, predict, retrained_with_other_sums
+    from mltest.checks.regression.golden import flatten_batches, is_extent
     from mltest.seeding import isolated_global_state, seed_all
 
     twin = retrained_with_other_sums(ctx)

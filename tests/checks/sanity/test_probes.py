@@ -19,7 +19,7 @@ from mltest.checks.base import CheckContext, Deadline
 from mltest.config import load_config
 from mltest.project import Project
 from mltest.report import Status
-from tests.checks.sanity_models import PADDING, SEQ_DATA, SEQ_MODEL
+from tests.checks.sanity.models import PADDING, SEQ_DATA, SEQ_MODEL
 from tests.suites import write_suite
 
 SETTINGS = {"padding": PADDING, "batch_independence": True}

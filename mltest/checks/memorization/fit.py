@@ -1,6 +1,6 @@
 """One seeded memorization fit, observed: the Lightning callback that judges the target after
-each epoch and stops on non-finite values. Kept apart from `memorization.py` so reading the
-check's settings (which the supervisor does) never imports Lightning."""
+each epoch and stops on non-finite values. Imports Lightning, so only `check.run` imports it,
+in the worker."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import time
 from typing import Any
 
 from mltest.checks.base import CheckContext
-from mltest.checks.memorization import SeedRun, Settings, Target
+from mltest.checks.memorization.judge import judge_for
+from mltest.checks.memorization.seed_run import SeedRun
+from mltest.checks.memorization.settings import Settings, Target
 from mltest.errors import ProjectError
 
 
@@ -28,7 +30,6 @@ def train_seed(
     """
     import torch
 
-    from mltest.checks.memorization import judge_for
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mltest.compare import compare_outputs
-from mltest.golden import EXTENT, flatten_batches
+from mltest.checks.regression.compare import compare_outputs
+from mltest.checks.regression.golden import EXTENT, flatten_batches
 
 
 def _tagger(classes=3):

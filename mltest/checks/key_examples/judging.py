@@ -1,0 +1,132 @@
+"""Judging each key example against its expectation (pure): minimum functionality,
+invariance within a group, direction of a score against the group's reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mltest.checks.key_examples.predictions import Predictions
+from mltest.checks.key_examples.table import Example
+from mltest.errors import ProjectError
+
+
+@dataclass
+class Outcome:
+    """How one example went. Reference rows of inv/dir groups are not tests (`tested` False)."""
+
+    example: Example
+    passed: bool
+    expected: str
+    got: str
+    confidence: float | None = None
+    severity: float = 0.0
+    tested: bool = True
+    new_failure: bool = False
+
+
+def judge(examples: list[Example], preds: Predictions) -> list[Outcome]:
+    """One outcome per example, in table order."""
+    index = {ex.id: i for i, ex in enumerate(examples)}
+    references: dict[str, Example] = {}
+    for ex in examples:
+        if ex.kind != "mft":
+            references.setdefault(ex.group, ex)
+    outcomes = []
+    for i, ex in enumerate(examples):
+        if ex.kind == "mft":
+            outcomes.append(_mft(ex, i, preds))
+            continue
+        ref = references[ex.group]
+        if ref is ex:
+            outcomes.append(
+                Outcome(ex, True, f"reference of group `{ex.group}`", preds.labels[i],
+                        _confidence(preds, i), tested=False)
+            )
+        elif ex.kind == "inv":
+            outcomes.append(_inv(ex, i, ref, index[ref.id], preds))
+        else:
+            outcomes.append(_dir(ex, i, ref, index[ref.id], preds))
+    return outcomes
+
+
+def _confidence(preds: Predictions, i: int) -> float | None:
+    return preds.confidences[i]
+
+
+def _expected_label(expected: str, classes: list[str] | None) -> str:
+    """`1` means class 1 when names are known and `1` is not itself a name."""
+    if classes and expected not in classes and expected.isdigit() and int(expected) < len(
+        classes
+    ):
+        return classes[int(expected)]
+    return expected
+
+
+def _mft(ex: Example, i: int, preds: Predictions) -> Outcome:
+    conf = _confidence(preds, i)
+    if ex.tolerance is not None:
+        got = _value(ex, i, preds)
+        diff = abs(got - ex.expected)
+        return Outcome(ex, diff <= ex.tolerance, f"{ex.expected:.4g} ± {ex.tolerance:g}",
+                       f"{got:.4g}", conf, severity=diff)
+    want = _expected_label(ex.expected, preds.classes)
+    if ex.top_k is not None:
+        col = preds.column(want, ex.where)
+        row = preds.scores[i]
+        rank = int((row > row[col]).sum())  # classes scoring strictly higher
+        return Outcome(ex, rank < ex.top_k, f"{want} in top {ex.top_k}",
+                       f"{want} ranked {rank + 1} (top: {preds.labels[i]})", conf,
+                       severity=conf if conf is not None else 1.0)
+    ok = preds.labels[i] == want
+    return Outcome(ex, ok, want, preds.labels[i], conf,
+                   severity=0.0 if ok else (conf if conf is not None else 1.0))
+
+
+def _value(ex: Example, i: int, preds: Predictions, target: str | None = None) -> float:
+    target = target if target is not None else ex.target
+    if target is not None:
+        return float(preds.scores[i, preds.column(target, ex.where)])
+    if preds.values is not None:
+        return float(preds.values[i])
+    raise ProjectError(
+        f"{ex.where}: needs a value, but the post-processed outputs are labels/scores; "
+        "set `target` to the class whose score to use, or return `value`"
+    )
+
+
+def _score_target(ex: Example, ref_index: int, preds: Predictions) -> str | None:
+    """The class whose score is compared: the row's `target`, else the reference's label."""
+    if ex.target is not None:
+        return ex.target
+    return preds.labels[ref_index] if preds.scores is not None else None
+
+
+def _inv(ex: Example, i: int, ref: Example, r: int, preds: Predictions) -> Outcome:
+    conf = _confidence(preds, i)
+    if ex.tolerance is None:
+        ok = preds.labels[i] == preds.labels[r]
+        return Outcome(ex, ok, f"same as `{ref.id}`: {preds.labels[r]}", preds.labels[i], conf,
+                       severity=0.0 if ok else (conf if conf is not None else 1.0))
+    target = _score_target(ex, r, preds)
+    here, there = _value(ex, i, preds, target), _value(ex, r, preds, target)
+    diff = abs(here - there)
+    what = f"score[{target}]" if target is not None else "value"
+    return Outcome(ex, diff <= ex.tolerance,
+                   f"{what} within {ex.tolerance:g} of `{ref.id}` ({there:.4g})",
+                   f"{here:.4g} (Δ {here - there:+.4g})", conf, severity=diff)
+
+
+def _dir(ex: Example, i: int, ref: Example, r: int, preds: Predictions) -> Outcome:
+    target = _score_target(ex, r, preds)
+    here, there = _value(ex, i, preds, target), _value(ex, r, preds, target)
+    delta = here - there
+    margin = ex.tolerance or 0.0
+    moved = delta if ex.direction == "up" else -delta
+    ok = moved > margin  # strictly: a model that ignores the change does not pass
+    what = f"score[{target}]" if target is not None else "value"
+    bound = f" by more than {margin:g}" if margin else ""
+    return Outcome(ex, ok, f"{what} {ex.direction}{bound} vs `{ref.id}` ({there:.4g})",
+                   f"{here:.4g} (Δ {delta:+.4g})", _confidence(preds, i),
+                   severity=max(0.0, margin - moved))
+
+
