@@ -17,7 +17,7 @@ from typing import Any
 CHANNEL_FD_ENV = "MLTEST_CHANNEL_FD"
 JOB_ENV = "MLTEST_JOB"
 MESSAGE_TYPES = frozenset({"facts", "start", "result", "suite_error", "done"})
-MAX_LINE_BYTES = 64 * 1024 * 1024  # a result with huge details is still bounded
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # one message; the worker keeps results far smaller
 
 
 class ChannelError(Exception):
@@ -69,22 +69,51 @@ class Sender:
 
 
 class Receiver:
-    """The supervisor's end: splits the bytes read from the pipe into messages."""
+    """The supervisor's end: splits the bytes read from the pipe into messages.
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    Linear in the bytes received: a partial line is kept as a list of chunks and joined once,
+    when its newline arrives, so one large message costs one copy, not one per read.
+    """
+
+    def __init__(self, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._partial: list[bytes] = []
+        self._partial_size = 0
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         """Messages completed by `data`.
 
         Raises:
-            ChannelError: a line is not a JSON object of a known type, or is too long.
+            ChannelError: a line is not a JSON object of a known type, or is longer than
+                `max_bytes`.
         """
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        if len(self._buffer) > MAX_LINE_BYTES:
-            raise ChannelError(f"a message longer than {MAX_LINE_BYTES} bytes")
-        return [_parse(line) for line in lines if line.strip()]
+        lines = data.split(b"\n")
+        if len(lines) == 1:  # no newline: the message goes on
+            self._keep(data)
+            return []
+        messages = []
+        self._keep(lines[0])
+        first = b"".join(self._partial)
+        self._partial, self._partial_size = [], 0
+        for line in (first, *lines[1:-1]):
+            self._check_size(len(line))
+            if line.strip():
+                messages.append(_parse(line))
+        self._keep(lines[-1])
+        return messages
+
+    def _keep(self, chunk: bytes) -> None:
+        if chunk:
+            self._check_size(self._partial_size + len(chunk))
+            self._partial.append(chunk)
+            self._partial_size += len(chunk)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise ChannelError(
+                f"a message of more than {self.max_bytes // (1024 * 1024)} MiB (its details or "
+                "metrics are too large to be a check's result)"
+            )
 
 
 def _parse(line: bytes) -> dict[str, Any]:

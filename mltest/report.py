@@ -2,11 +2,15 @@
 
 Checks produce `CheckResult`s; the runner wraps them in a `Report`; renderers and publishers
 only read it. This module must not import torch, so the GitHub side stays light.
+
+report.json is strict JSON (RFC 8259): a non-finite number (an honest NaN loss) is written as
+the string `"NaN"`, `"Infinity"` or `"-Infinity"`, so jq, JavaScript and Go read every report.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -14,6 +18,26 @@ from typing import Any
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 had no complete/cancelled; read as complete
+
+
+@dataclass(frozen=True)
+class ResultLimits:
+    """How large one check's result may be. The worker cuts its results to these sizes before
+    sending them and the supervisor cuts again on receipt, so a model that raises with a
+    65,000-character message, or checks that produce huge tables, cannot make the report, the
+    PR comment or the pipe between the processes unbounded."""
+
+    text: int = 2_000  # summary, hint, each notice, a case's message (characters)
+    name: int = 200  # a case's name
+    details: int = 200_000  # the Markdown details (characters)
+    notices: int = 50
+    cases: int = 5_000
+    metrics_bytes: int = 4_000_000  # metrics as JSON
+    metrics_depth: int = 16  # nesting of metrics
+
+
+LIMITS = ResultLimits()
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 class Status(str, Enum):
@@ -75,7 +99,36 @@ class CheckResult:
     duration_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=_json_default))
+        """The result as strict-JSON-ready data (non-finite numbers as strings)."""
+        return strict_json_data(asdict(self))
+
+    def bounded(self, limits: ResultLimits = LIMITS) -> CheckResult:
+        """This result with every part cut to `limits` (and said so), metrics dropped with a
+        notice when they are nested too deep or too large; the status never changes."""
+        notices = [cut(str(n), limits.text) for n in self.notices[: limits.notices]]
+        if len(self.notices) > limits.notices:
+            notices.append(f"{len(self.notices) - limits.notices} more notice(s) left out")
+        metrics = self.metrics if isinstance(self.metrics, dict) else {}
+        too_big = _metrics_problem(metrics, limits)
+        if too_big:
+            notices.append(f"the check's metrics were left out of the report: {too_big}")
+            metrics = {}
+        cases = [
+            Case(cut(str(c.name), limits.name), c.status, cut(str(c.message), limits.text))
+            for c in self.cases[: limits.cases]
+        ]
+        return CheckResult(
+            name=self.name,
+            kind=self.kind,
+            status=self.status,
+            summary=cut(str(self.summary), limits.text),
+            details=cut(str(self.details), limits.details),
+            hint=cut(str(self.hint), limits.text),
+            notices=notices,
+            metrics=metrics,
+            cases=cases,
+            duration_s=self.duration_s,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
@@ -110,12 +163,15 @@ class Report:
     @property
     def verdict(self) -> Verdict:
         """error if the run did not finish, was cancelled, or the suite or any check could not
-        run; else fail if any check failed."""
+        run; else fail if any check failed; else pass, but only when at least one check ran
+        and passed (a run in which nothing ran proves nothing: error)."""
         statuses = {c.status for c in self.checks}
         if not self.complete or self.cancelled or self.errors or Status.ERROR in statuses:
             return Verdict.ERROR
         if Status.FAIL in statuses:
             return Verdict.FAIL
+        if Status.PASS not in statuses:
+            return Verdict.ERROR
         return Verdict.PASS
 
     @property
@@ -123,11 +179,16 @@ class Report:
         return {s.value: sum(c.status is s for c in self.checks) for s in Status}
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as strict-JSON-ready data (non-finite numbers as strings)."""
         data = asdict(self)
         data["verdict"] = self.verdict.value
         data["exit_code"] = self.verdict.exit_code
         data["counts"] = self.counts
-        return json.loads(json.dumps(data, default=_json_default))
+        return strict_json_data(data)
+
+    def to_json(self) -> str:
+        """report.json's text: strict JSON, no bare NaN or Infinity."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
@@ -151,11 +212,57 @@ class Report:
         path.parent.mkdir(parents=True, exist_ok=True)
         from mltest.files import atomic_write_text
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def read_json(cls, path: Path) -> Report:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def strict_json_data(value: Any) -> Any:
+    """`value` as plain JSON data: enums, paths and numpy/torch scalars converted, and every
+    non-finite float replaced by `"NaN"`, `"Infinity"` or `"-Infinity"`."""
+    plain = json.loads(json.dumps(value, default=_json_default))
+    return _finite(plain)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first part and how many characters were left out."""
+    if len(text) <= limit:
+        return text
+    note = f" … ({len(text) - limit:,} more characters left out)"
+    return text[: max(0, limit - len(note))] + note
+
+
+def _metrics_problem(metrics: dict[str, Any], limits: ResultLimits) -> str:
+    """Why `metrics` cannot go into the report as they are, or ""."""
+    depth, todo = 0, [(metrics, 1)]
+    while todo:  # iterative: a 600-level nesting must not exhaust the stack here either
+        value, level = todo.pop()
+        depth = max(depth, level)
+        if depth > limits.metrics_depth:
+            return f"nested more than {limits.metrics_depth} levels deep"
+        if isinstance(value, dict):
+            todo += [(item, level + 1) for item in value.values()]
+        elif isinstance(value, list):
+            todo += [(item, level + 1) for item in value]
+    try:
+        size = len(json.dumps(metrics, default=_json_default))
+    except (TypeError, ValueError) as exc:
+        return f"not JSON data ({exc})"
+    if size > limits.metrics_bytes:
+        return f"{size:,} bytes of JSON, more than {limits.metrics_bytes:,}"
+    return ""
 
 
 def _json_default(value: Any) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 
 import pytest
 
@@ -50,7 +52,9 @@ def test_a_report_of_another_schema_version_is_refused(tmp_path):
         ([Status.PASS, Status.FAIL], [], Verdict.FAIL),
         ([Status.FAIL, Status.ERROR], [], Verdict.ERROR),
         ([], ["bad config"], Verdict.ERROR),
-        ([], [], Verdict.PASS),
+        # Nothing ran and passed: the run proves nothing, so it cannot be a pass.
+        ([], [], Verdict.ERROR),
+        ([Status.SKIPPED, Status.SKIPPED], [], Verdict.ERROR),
     ],
 )
 def test_verdict_and_exit_code(statuses, errors, verdict):
@@ -81,3 +85,48 @@ def test_a_version_1_report_reads_as_complete():
     del data["complete"], data["cancelled"]
     again = Report.from_dict(data)
     assert again.complete and not again.cancelled
+
+
+def test_report_json_is_strict_json_with_non_finite_numbers_as_strings(tmp_path):
+    # An honest NaN loss: RFC 8259 has no NaN, so jq, JavaScript and Go would refuse the file.
+    report = mixed_report()
+    report.checks[0].metrics = {
+        "losses": [1.0, math.nan, math.inf, -math.inf],
+        "deep": {"value": math.nan},
+    }
+    report.write_json(tmp_path / "report.json")
+    text = (tmp_path / "report.json").read_text()
+
+    def refuse(name):
+        raise ValueError(f"bare {name} in report.json")
+
+    data = json.loads(text, parse_constant=refuse)
+    metrics = data["checks"][0]["metrics"]
+    assert metrics["losses"] == [1.0, "NaN", "Infinity", "-Infinity"]
+    assert metrics["deep"] == {"value": "NaN"}
+    node = shutil.which("node")
+    if node:  # JavaScript's own parser, where one is installed
+        import subprocess
+
+        check = "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))"
+        subprocess.run([node, "-e", check, str(tmp_path / "report.json")], check=True)
+
+
+def test_a_result_is_bounded_before_it_reaches_the_report():
+    from mltest.report import LIMITS, CheckResult
+
+    nested: dict = {}
+    deep = nested
+    for _ in range(600):
+        deep["x"] = {}
+        deep = deep["x"]
+    result = CheckResult(
+        "sanity", "sanity", Status.ERROR, "x" * 65_000, details="y" * 1_000_000,
+        notices=["n"] * 500, metrics={"deep": nested},
+    ).bounded()
+    assert len(result.summary) <= LIMITS.text and "more characters left out" in result.summary
+    assert len(result.details) <= LIMITS.details
+    assert len(result.notices) == LIMITS.notices + 2
+    assert result.metrics == {} and "nested more than 16 levels" in result.notices[-1]
+    assert result.status is Status.ERROR
+    json.dumps(Report(suite="s", checks=[result]).to_dict())  # no RecursionError

@@ -13,7 +13,7 @@ from typing import Any
 
 from mltest.render import mermaid
 from mltest.render.mermaid import Chart, Series
-from mltest.report import CheckResult
+from mltest.report import NON_FINITE, CheckResult
 
 POINTS = 60  # per line: enough to see the shape, small enough for the comment
 SEEDS = len(mermaid.CYCLE)  # lines beyond this many seeds are listed, not drawn
@@ -37,7 +37,9 @@ def charts_for(check: CheckResult) -> list[Chart]:
 
 
 def _num(value: Any) -> float | None:
-    """A real number (not a bool), else None."""
+    """A real number (not a bool; report.json's "NaN"/"Infinity" strings count), else None."""
+    if isinstance(value, str) and value in NON_FINITE:
+        return NON_FINITE[value]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)

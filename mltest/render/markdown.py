@@ -49,14 +49,21 @@ def render_markdown(
             break
         charts[i] = None
         body = _compose(report, details, charts, run_url, shortened=False)
-    while len(body) > max_chars:
-        longest = max(range(len(details)), key=lambda i: len(details[i]), default=None)
-        if longest is None or not details[longest]:
-            return truncate(body, max_chars, "\n\n_(truncated)_\n")
+    # Each round at least halves one check's details, and details cut to the placeholder leave
+    # the rotation, so the loop ends whatever the report holds (a 65,000-character summary
+    # included); what still does not fit is cut at the end.
+    shrinkable = [bool(text) for text in details]
+    while len(body) > max_chars and any(shrinkable):
+        longest = max(
+            (i for i, ok in enumerate(shrinkable) if ok), key=lambda i: len(details[i])
+        )
         excess = len(body) - max_chars + len(SHORTENED) + 200
         keep = max(0, len(details[longest]) - max(excess, len(details[longest]) // 2))
         details[longest] = _cut(details[longest], keep)
+        shrinkable[longest] = keep > 0
         body = _compose(report, details, charts, run_url, shortened=True)
+    if len(body) > max_chars:
+        return truncate(body, max_chars, "\n\n_(truncated)_\n")
     return body
 
 
