@@ -18,6 +18,7 @@ Two ways to write, one per side of the process boundary:
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,6 +37,12 @@ from mltest.files import (
 FILE_NAME = "baselines.json"
 FORMAT_VERSION = 1
 _FIX = "restore it from git or delete it and run `mltest baseline update`"
+_EPOCHS = (0, 1_000_000)  # an epoch count, as the config caps integer settings
+# Numbers a check compares against, per check and entry key, with the range each must lie in:
+# a median of 1e300 epochs would pass any count.
+_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "memorization": {"median": _EPOCHS, "schedule_epochs": _EPOCHS},
+}
 
 
 class BaselineStore:
@@ -224,7 +231,48 @@ def _read(path: Path) -> dict[str, Any]:
         raise BaselineError(
             f"{path}: `checks` must map check names to environments to entries; {_FIX}"
         )
+    _check_numbers(path, data)
     return data
+
+
+def read_baselines(directory: Path) -> dict[str, Any]:
+    """`<directory>/baselines.json`, validated (an empty record when missing).
+
+    The supervisor reads it before any worker starts, so a corrupt file ends the run with
+    exit 2 naming the file and key instead of deciding a check.
+
+    Raises:
+        BaselineError: not JSON, another format, a non-finite number (NaN, Infinity, 1e400)
+            anywhere, or a compared number out of its range; the message names file and key.
+        UnsafePathError: the file is a symbolic link.
+    """
+    return _read(Path(directory) / FILE_NAME)
+
+
+def _check_numbers(path: Path, data: dict[str, Any]) -> None:
+    """Every number finite; the numbers checks compare with, where present, in range."""
+    todo: list[tuple[str, Any]] = [("", data)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BaselineError(
+                f"{path}: `{where}` is {value}; a baseline number must be finite (was the "
+                f"file edited by hand?); {_FIX}"
+            )
+        if isinstance(value, dict):
+            todo += [(f"{where}.{key}" if where else key, item) for key, item in value.items()]
+        elif isinstance(value, list):
+            todo += [(f"{where}.{index}", item) for index, item in enumerate(value)]
+    for check, rules in _RANGES.items():
+        for env, entry in data["checks"].get(check, {}).items():
+            for key, (low, high) in rules.items():
+                value = entry.get(key, low)
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                if not number or not low <= value <= high:
+                    raise BaselineError(
+                        f"{path}: `checks.{check}.{env}.{key}` is {value!r}, not a number from "
+                        f"{low:,} to {high:,} (an epoch count); {_FIX}"
+                    )
 
 
 def _file_name(relative: str) -> PurePosixPath:

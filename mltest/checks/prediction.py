@@ -148,3 +148,23 @@ def _load_weights(module: Any, path: Path, shown: str) -> None:
             "(or map the old names in `on_load_checkpoint`) and update the golden outputs.",
         )
     module.load_state_dict(state, strict=True)
+
+
+NAN_HINT = (
+    "Find where the prediction path makes NaN (a division by zero, the log of 0, an overflow "
+    "in half precision, NaN weights in the checkpoint); mltest never compares with, or "
+    "records, NaN predictions."
+)
+
+
+def nan_outputs(arrays: dict[str, Any]) -> str:
+    """`output: 12 of 192 values` for each numeric output holding NaN; "" when none does."""
+    import numpy as np
+
+    found = []
+    for name, value in arrays.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fc":
+            count = int(np.isnan(value).sum())
+            if count:
+                found.append(f"`{name}`: {count} of {value.size} values")
+    return ", ".join(found)

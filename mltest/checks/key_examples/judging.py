@@ -33,10 +33,18 @@ def judge(examples: list[Example], preds: Predictions) -> list[Outcome]:
             references.setdefault(ex.group, ex)
     outcomes = []
     for i, ex in enumerate(examples):
+        ref = references.get(ex.group) if ex.kind != "mft" else None
+        if i in preds.nan_rows or (ref is not None and index[ref.id] in preds.nan_rows):
+            # argmax of a NaN row is 0: a NaN prediction would otherwise pass as class 0
+            where = "its own" if i in preds.nan_rows else f"the reference `{ref.id}`'s"
+            outcomes.append(
+                Outcome(ex, False, "a prediction without NaN", f"NaN in {where} prediction",
+                        severity=1.0, tested=ref is not ex)
+            )
+            continue
         if ex.kind == "mft":
             outcomes.append(_mft(ex, i, preds))
             continue
-        ref = references[ex.group]
         if ref is ex:
             outcomes.append(
                 Outcome(ex, True, f"reference of group `{ex.group}`", preds.labels[i],

@@ -21,6 +21,17 @@ class Predictions:
         self.values = values  # numpy [N] or None
         self.classes = classes  # class names in score-column order, or None
         self.confidences = self._confidences()
+        self.nan_rows = self._nan_rows()  # examples whose scores or value hold NaN
+
+    def _nan_rows(self) -> set[int]:
+        import numpy as np
+
+        rows = np.zeros(len(self.labels), dtype=bool)
+        if self.scores is not None:
+            rows |= np.isnan(self.scores).any(axis=1)
+        if self.values is not None:
+            rows |= np.isnan(self.values)
+        return set(np.flatnonzero(rows).tolist())
 
     def _confidences(self) -> list[float | None]:
         """Score of each predicted label, computed once for all examples (no per-row torch)."""

@@ -52,7 +52,14 @@ def validate(ctx: CheckContext, settings: Settings) -> None:
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Predict the fixed inputs (the first batch twice, for determinism); compare with or
     record the golden outputs of this environment (else another's, on decisions only)."""
-    from mltest.checks.prediction import model_under_test, postprocess_fn, predict, training_ops
+    from mltest.checks.prediction import (
+        NAN_HINT,
+        model_under_test,
+        nan_outputs,
+        postprocess_fn,
+        predict,
+        training_ops,
+    )
     from mltest.checks.regression.compare import compare_outputs
     from mltest.checks.regression.golden import content_hash, flatten_batches, summarise
     from mltest.seeding import (
@@ -87,6 +94,14 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     env = _environment(module, ctx)
     command = f"{ctx.update_command} --check {ctx.name}"
     base = dict(name=ctx.name, kind=KIND)
+    nan = nan_outputs(first)
+    if nan:  # NaN equals nothing: never a golden to record, never a difference to excuse
+        return CheckResult(
+            **base,
+            status=Status.FAIL,
+            summary=f"predict_step returned NaN on the fixed inputs ({nan})",
+            hint=NAN_HINT,
+        )
     metrics: dict[str, Any] = {
         "examples": inputs.examples,
         "inputs": inputs.description,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,18 +213,26 @@ def encode_golden(arrays: Mapping[str, Value], metadata: dict[str, Any]) -> tupl
         "format_version": FORMAT_VERSION,
         **metadata,
         "outputs": summarise(arrays),
+        "outputs_hash": content_hash(arrays),  # ties this file to its .safetensors partner
         "strings": strings,
     }
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
     return save(numeric), text.encode("utf-8")
 
 
-def read_golden(tensors_path: Path, meta_path: Path, update_command: str) -> Golden | None:
+def read_golden(
+    tensors_path: Path, meta_path: Path, update_command: str, expected_hash: str | None = None
+) -> Golden | None:
     """Read a record from its two files, or None when neither exists.
+
+    Args:
+        expected_hash: the outputs' hash as baselines.json recorded it, checked when given.
 
     Raises:
         BaselineError: a file is missing its partner, unreadable, or of another format; the
-            message names the file and how to rewrite it.
+            two files (or baselines.json) come from different recordings, as a kill between
+            writing them leaves them; a number in the metadata is not finite, or a measured
+            noise is out of range. The message names the file, the key and how to rewrite it.
     """
     from safetensors.numpy import load_file
 
@@ -252,4 +261,50 @@ def read_golden(tensors_path: Path, meta_path: Path, update_command: str) -> Gol
     if not isinstance(strings, dict) or not all(isinstance(v, list) for v in strings.values()):
         raise BaselineError(f"{meta_path}: `strings` must map names to lists; {fix}")
     arrays.update(strings)
+    _check_metadata(metadata, arrays, meta_path, fix)
+    actual = content_hash(arrays)
+    if metadata.get("outputs_hash") not in (None, actual):
+        raise BaselineError(
+            f"{tensors_path} and {meta_path.name} come from different recordings (the "
+            f"`outputs_hash` in {meta_path.name} does not match the tensors), as an update "
+            f"interrupted between writing the two files leaves them; {fix}"
+        )
+    if expected_hash not in (None, actual):
+        raise BaselineError(
+            f"{tensors_path} does not hold the outputs baselines.json recorded for it (its "
+            f"`outputs_hash` differs), as an interrupted update leaves it; {fix}"
+        )
     return Golden(arrays=arrays, metadata=metadata)
+
+
+def _check_metadata(metadata: dict[str, Any], arrays: dict[str, Value], path: Path, fix: str):
+    """Every number finite; each output's measured `noise` a number from 0 to twice the largest
+    magnitude of that output (a larger one could not come from two harmless re-trainings, and
+    it would widen the tolerance until any change passes)."""
+    todo: list[tuple[str, Any]] = [("", metadata)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BaselineError(
+                f"{path}: `{where}` is {value}; golden metadata must be finite; {fix}"
+            )
+        if isinstance(value, dict):
+            todo += [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(f"{where}.{i}", v) for i, v in enumerate(value)]
+    noise = metadata.get("noise") or {}
+    if not isinstance(noise, dict):
+        raise BaselineError(f"{path}: `noise` must map output names to numbers; {fix}")
+    for name, value in noise.items():
+        output = arrays.get(name)
+        largest = (
+            float(np.abs(output.astype(np.float64)).max())
+            if isinstance(output, np.ndarray) and output.size and output.dtype.kind in "fiu"
+            else 0.0
+        )
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0 <= value <= 2 * largest:
+            raise BaselineError(
+                f"{path}: `noise.{name}` is {value!r}; the measured noise of an output lies "
+                f"between 0 and twice its largest magnitude ({2 * largest:.4g}); {fix}"
+            )

@@ -21,13 +21,14 @@ def find_golden(ctx: CheckContext, env_key: str, update_command: str):
     """
     from mltest.checks.regression.golden import legacy_files, read_golden, record_files
 
-    def load(files: tuple[str, str]):
+    def load(files: tuple[str, str], key: str | None = None):
         tensors, meta = (ctx.baselines.read_path(f) for f in files)
-        return read_golden(tensors, meta, update_command)
+        entry = (ctx.baselines.get(ctx.name, key) or {}) if key else {}
+        return read_golden(tensors, meta, update_command, entry.get("outputs_hash"))
 
     keys = ctx.baselines.keys(ctx.name)
     if env_key in keys:
-        golden = load(record_files(ctx.name, env_key))
+        golden = load(record_files(ctx.name, env_key), env_key)
         if golden is None:
             raise BaselineError(
                 f"baselines.json lists golden outputs of `{ctx.name}` for {env_key}, but "
@@ -48,7 +49,7 @@ def find_golden(ctx: CheckContext, env_key: str, update_command: str):
         reverse=True,
     )
     for other in others:
-        golden = load(record_files(ctx.name, other))
+        golden = load(record_files(ctx.name, other), other)
         if golden is not None:
             return KeyedGolden(golden.arrays, golden.metadata, other)
     if legacy is not None:
