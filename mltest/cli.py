@@ -106,15 +106,22 @@ def _baseline_update(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace, *, update: bool) -> int:
+    from mltest.process_guard import forget_secrets
     from mltest.render.console import check_line, closing
     from mltest.supervisor import run_suite
+    from mltest.worker_handle import looks_secret
 
     colour = sys.stdout.isatty()
     mode = "recording baselines" if update else "running checks"
     _say(f"mltest {__version__}: {mode} from {args.config}")
+    environ = dict(os.environ)  # the worker's is filtered from this (--pass-env included)
+    # Nothing in this process needs a secret: gone from /proc/<pid>/environ too, which the
+    # model code could read on a runner that runs as root.
+    forget_secrets([name for name in environ if looks_secret(name)])
     report = run_suite(
         args.config,
         args.report_dir,
+        environ=environ,
         update_baselines=update,
         only=args.check,
         on_result=lambda result: _say(check_line(result, colour=colour)),
@@ -147,4 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except Exception as exc:  # mltest's own failure: exit 2 ("could not run"), not a traceback
+        from mltest.errors import describe
+
+        print(f"mltest: error: mltest itself failed: {describe(exc)}", file=sys.stderr)
+        return 2

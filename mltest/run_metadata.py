@@ -4,6 +4,7 @@ the suite's name even when its config does not validate, and the worker's report
 from __future__ import annotations
 
 import datetime
+import math
 import platform
 import re
 import subprocess
@@ -12,7 +13,11 @@ from typing import Any
 
 from mltest import __version__
 
-_FACT_KEYS = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# What the worker may tell about its environment (mltest.engine.environment_facts); anything
+# else it sends is dropped, so it can never set the git sha, the PR or a baseline folder.
+WORKER_FACT_KEYS = frozenset(
+    {"torch", "lightning", "cuda", "cudnn", "device", "precision", "determinism"}
+)
 
 
 def suite_name_from_file(config_path: Path) -> str:
@@ -30,15 +35,17 @@ def suite_name_from_file(config_path: Path) -> str:
 
 
 def worker_facts(facts: Any) -> dict[str, Any]:
-    """The worker's facts (versions, device), kept only as short scalars under plain keys."""
+    """The worker's facts (versions, device), kept only as short scalars under the keys of
+    `WORKER_FACT_KEYS`: run metadata (git sha, PR, baseline folder) comes from the supervisor."""
     if not isinstance(facts, dict):
         return {}
     kept = {}
     for key, value in facts.items():
-        if isinstance(key, str) and _FACT_KEYS.match(key):
+        if key in WORKER_FACT_KEYS:
+            finite = not isinstance(value, float) or math.isfinite(value)
             if isinstance(value, str):
                 kept[key] = value[:200]
-            elif value is None or isinstance(value, (bool, int, float)):
+            elif (value is None or isinstance(value, (bool, int, float))) and finite:
                 kept[key] = value
     return kept
 

@@ -1,18 +1,20 @@
 """The supervisor: the process that decides. It never imports the user's code.
 
-It validates the config, starts a worker process (without secrets) that runs the checks, takes
-each result as it streams in, enforces the time budgets by stopping the worker, handles
-SIGINT/SIGTERM, commits the baselines the worker staged, and alone writes the report. A worker
-that ends, hangs or crashes gives an ERROR for the check it was running, and the remaining
-checks go on in a fresh worker: the verdict can only be PASS when every configured check
-reported a pass to this process.
+It validates the config and the baselines, starts a worker process (without secrets) that
+runs the checks, takes each result as it streams in, owns every deadline and stops the worker
+when one passes, handles SIGINT/SIGTERM, commits the baselines the worker staged, and alone
+writes the report. A worker that ends, hangs, is stopped or misbehaves gives an ERROR for the
+check it was running, and the remaining checks go on in a fresh worker; when a worker ends,
+everything it started ends too. The verdict can only be PASS when every configured check
+reported a pass to this process, and at least one did. Every path ends in a final report with
+an exit code; a failure of the supervisor itself is an error (exit 2), never a traceback.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -20,30 +22,27 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mltest.baseline_commit import commit_check
 from mltest.channel import ChannelError, Job
 from mltest.errors import MltestError, describe
 from mltest.process_guard import Cancellation, protect_from_other_processes
-from mltest.report import CheckResult, Report, Status
-from mltest.run_files import (
-    PATCH_LIMIT,
-    read_text,
-    remove_stale_outputs,
-    shown_path,
-    text_files,
-    unified_diff,
-    write_report,
-)
+from mltest.process_tree import Containment
+from mltest.report import CheckResult, Report, Status, Verdict
+from mltest.run_files import ReportWriter
 from mltest.run_metadata import run_metadata, suite_name_from_file, worker_facts
+from mltest.run_plan import RunPlan, make_plan
+from mltest.runner_files import RunnerFiles
 from mltest.worker_handle import (
+    STOPPED_LIMIT_S,
     WorkerProcess,
     read_stack,
     user_frame_in_stack,
     worker_environment,
 )
+from mltest.worker_results import BadResult, result_from_worker
 
 ResultHook = Callable[[CheckResult], None]
 _TIMEOUT_GRACE_S = 1.0  # past the budget, so the worker's own (gentler) timeout can come first
-_FACT_KEYS = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 def run_suite(
@@ -71,11 +70,13 @@ def run_suite(
         max_time_s: a budget for the whole suite; the check running when it ends is an error.
         allow_outside_repo: let baselines be written outside the config's repository.
         pass_env: names of extra environment variables the worker may see.
-        environ: the environment the worker's is filtered from (default: this process's).
+        environ: the environment the worker's is filtered from, and where the GitHub runner's
+            file commands are named (default: this process's).
 
     Returns:
         The report. Its verdict's exit code is what CI should exit with.
     """
+    source = os.environ if environ is None else environ
     run = _SuiteRun(
         Path(config_path),
         Path(report_dir),
@@ -85,7 +86,8 @@ def run_suite(
         metadata=metadata or {},
         max_time_s=max_time_s,
         allow_outside_repo=allow_outside_repo,
-        worker_env=worker_environment(os.environ if environ is None else environ, pass_env),
+        worker_env=worker_environment(source, pass_env),
+        environ=dict(source),
     )
     return run.run()
 
@@ -105,66 +107,67 @@ class _SuiteRun:
         )
         self.cancel = Cancellation()
         self.suite_deadline = math.inf
-        self.order: list[str] = []  # every check, in run order
-        self.skipped: dict[str, str] = {}  # check -> why it does not run
+        self.plan = RunPlan(())
+        self.writer: ReportWriter | None = None
+        self.loaded: Any = None
+        # Under GitHub Actions the worker's output is shown with workflow commands paused.
+        actions = options["environ"].get("GITHUB_ACTIONS") == "true"
+        self.pause_token = secrets.token_hex(16) if actions else None
 
     def run(self) -> Report:
         started = time.monotonic()
         protect_from_other_processes()
         if self.options["max_time_s"]:
             self.suite_deadline = started + self.options["max_time_s"]
-        remove_stale_outputs(self.report_dir)
-        self._save(final=False)
-        with self.cancel, tempfile.TemporaryDirectory(prefix="mltest-run-") as scratch:
-            try:
-                plan, loaded = self._plan()
-                self._run_plan(plan, loaded, Path(scratch))
-            except MltestError as exc:
-                self.report.errors.append(str(exc))
-            except Exception as exc:  # a bug in mltest: keep what was computed, say so
-                self.report.errors.append(f"mltest failed while supervising: {describe(exc)}")
-        self.report.cancelled = self.cancel.signal is not None
-        self.report.metadata["duration_s"] = round(time.monotonic() - started, 3)
-        self.report.complete = True
-        self._save(final=True)
+        with self.cancel:  # until the final report is written: a signal never cuts it short
+            self.writer = ReportWriter(self.report, self.report_dir)
+            if self.writer.folder is not None:
+                self.writer.save(final=False)
+                self._supervise()
+            self.report.cancelled = self.cancel.signal is not None
+            self.report.metadata["duration_s"] = round(time.monotonic() - started, 3)
+            self.report.complete = True
+            self._explain_verdict()
+            self.writer.save(final=True)
+            self.writer.close()
         return self.report
+
+    def _supervise(self) -> None:
+        """Plan and run the checks; afterwards nothing of the workers is left running."""
+        runner_files = RunnerFiles.snapshot(self.options["environ"])
+        try:
+            with Containment() as tree, tempfile.TemporaryDirectory(prefix="mltest-") as scratch:
+                try:
+                    self._plan()
+                    self._run_plan(tree, Path(scratch))
+                except MltestError as exc:
+                    self.report.errors.append(str(exc))
+        except Exception as exc:  # a bug in mltest: keep what was computed, say so
+            self.report.errors.append(f"mltest failed while supervising: {describe(exc)}")
+        self.report.errors += runner_files.restore()
+        moved = self.writer.replaced()
+        if moved:
+            self.report.errors.append(moved)
 
     # --- what to run --------------------------------------------------------------------------
 
-    def _plan(self) -> tuple[list[tuple[str, Any, str]], Any]:
-        """(check, settings, why skipped) in run order, validated before anything starts."""
+    def _plan(self) -> None:
+        """The plan, the config and the baselines validated before any worker starts."""
+        from mltest.baselines import read_baselines
         from mltest.config import CHECK_MODULES, check_write_paths, load_config
 
         loaded = load_config(self.config_path)
         self.report.suite = loaded.config.suite
         self.report.metadata["seeds"] = list(loaded.config.seeds)
         check_write_paths(loaded, allow_outside=self.options["allow_outside_repo"])
-        only = self.options["only"]
-        if only:
-            unknown = sorted(set(only) - set(CHECK_MODULES))
-            if unknown:
-                raise MltestError(
-                    f"--check {', '.join(unknown)}: no such check; known: "
-                    f"{', '.join(CHECK_MODULES)}"
-                )
-        plan = []
-        for name in CHECK_MODULES:
-            settings = loaded.checks.get(name)
-            why = ""
-            if settings is None:
-                why = "not configured"
-            elif only and name not in only:
-                why = "not selected with --check"
-            plan.append((name, settings, why))
-        return plan, loaded
+        self.plan = make_plan(loaded, self.options["only"], list(CHECK_MODULES))
+        read_baselines(loaded.baseline_dir)
+        self.loaded = loaded
 
-    def _run_plan(self, plan, loaded, scratch: Path) -> None:
-        budgets = {name: settings.time_budget_s for name, settings, why in plan if not why}
-        pending = [name for name, _, why in plan if not why]
-        self.skipped = {name: why for name, _, why in plan if why}
-        self.order = [name for name, _, _ in plan]
+    def _run_plan(self, tree: Containment, scratch: Path) -> None:
+        pending = self.plan.to_run
         staging = scratch / "staging"
-        while pending and self.cancel.signal is None:
+        while pending and self.cancel.signal is None and time.monotonic() < self.suite_deadline:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
             job = Job(
@@ -173,27 +176,33 @@ class _SuiteRun:
                 update_baselines=self.options["update_baselines"],
                 staging=str(staging),
                 stack_file=str(scratch / f"stack-{len(pending)}.txt"),
-                extra={"network": os.environ.get("MLTEST_NETWORK", "")},
+                extra={"network": self.options["environ"].get("MLTEST_NETWORK", "")},
             )
-            worker = WorkerProcess(job, self.options["worker_env"])
+            worker = WorkerProcess(
+                job, self.options["worker_env"], tree, pause_commands=self.pause_token
+            )
             try:
-                self._drive(worker, pending, budgets, loaded, staging)
+                self._drive(worker, pending, staging)
             finally:
                 worker.stop()
-        if self.cancel.signal is not None:
-            for name in pending:
-                self._add(_result(name, Status.SKIPPED, f"not run: {self._cancelled_by()}"))
-            pending.clear()
+        why = self._cancelled_by() if self.cancel.signal else "--max-time ran out"
+        for name in list(pending):
+            self._add(_result(name, Status.SKIPPED, f"not run: {why}"))
+        pending.clear()
         self._emit_skipped(upto=None)
 
     # --- one worker -------------------------------------------------------------------------
 
-    def _drive(self, worker, pending, budgets, loaded, staging) -> None:
-        """Feed results from `worker` into the report until it is done, dies or is stopped."""
-        current: str | None = None
-        # Until the first `start`, the worker imports the project and validates every check:
-        # user code, so it runs on the first check's budget.
-        check_deadline = time.monotonic() + budgets[pending[0]] + _TIMEOUT_GRACE_S
+    def _drive(self, worker: WorkerProcess, pending: list[str], staging: Path) -> None:
+        """Feed results from `worker` into the report until it is done, dies or is stopped.
+
+        The deadlines are this process's: a check's budget starts when the previous check's
+        result came in (for the first check: when the worker started, so importing the
+        project runs on it too), and no message from the worker moves it.
+        """
+        check_started = time.monotonic()
+        deadline = check_started + self.plan.budget_s(pending[0]) + _TIMEOUT_GRACE_S
+        current: str | None = None  # the check the worker said it started
         while True:
             if self.cancel.signal is not None:
                 worker.stop()
@@ -202,69 +211,67 @@ class _SuiteRun:
                     self._add(_result(current, Status.ERROR, f"{current}: {self._cancelled_by()}"))
                 return
             try:
-                messages, state = worker.messages(min(check_deadline, self.suite_deadline))
+                messages, state = worker.messages(min(deadline, self.suite_deadline))
             except ChannelError as exc:
-                worker.stop()
-                bad = f"sent a bad message ({exc})"
-                self._worker_lost(worker, current or pending[0], pending, bad)
+                self._worker_lost(worker, pending, f"sent a bad message ({exc})")
                 return
             for message in messages:
                 kind = message["type"]
                 if kind == "facts":
                     self.report.metadata.update(worker_facts(message.get("facts")))
                 elif kind == "start":
-                    current = message.get("check")
-                    if not pending or current != pending[0]:
-                        worker.stop()
-                        bad = f"started {current!r} out of turn"
-                        self._worker_lost(worker, pending[0], pending, bad)
+                    if current is not None or message.get("check") != pending[0]:
+                        bad = f"started {str(message.get('check'))[:80]!r} out of turn"
+                        self._worker_lost(worker, pending, bad)
                         return
-                    check_deadline = time.monotonic() + budgets[current] + _TIMEOUT_GRACE_S
+                    current, check_started = pending[0], time.monotonic()
                 elif kind == "result":
-                    try:
-                        result = CheckResult.from_dict(message["result"])
-                    except (KeyError, TypeError, ValueError) as exc:
-                        worker.stop()
-                        self._worker_lost(
-                            worker, current or pending[0], pending, f"sent a bad result ({exc})"
-                        )
-                        return
                     if current is None:
-                        worker.stop()
-                        self._worker_lost(worker, pending[0], pending, "sent a result out of turn")
+                        self._worker_lost(worker, pending, "sent a result out of turn")
                         return
-                    result.name = result.kind = current  # the worker cannot rename a check
-                    self._commit(staging / current, result, loaded)
+                    now = time.monotonic()
+                    took = now - check_started  # measured here: the worker's word is not used
+                    try:
+                        result = result_from_worker(message.get("result"), current, took)
+                    except BadResult as exc:
+                        self._worker_lost(worker, pending, f"sent a bad result ({exc})")
+                        return
+                    self._commit(staging / current, result)
                     pending.remove(current)
                     self._add(result)
-                    current = None  # the next check's budget already covers the gap
-                    if pending:
-                        check_deadline = time.monotonic() + budgets[pending[0]] + _TIMEOUT_GRACE_S
+                    current = None
+                    if pending:  # the next check's budget covers the gap before its start
+                        deadline = now + self.plan.budget_s(pending[0]) + _TIMEOUT_GRACE_S
                 elif kind == "suite_error":
                     worker.stop()
                     self.report.errors.append(str(message.get("message", ""))[:4000])
                     pending.clear()
                     return
                 elif kind == "done":
-                    worker.stop()
                     if pending:
-                        self._worker_lost(worker, pending[0], pending, "said it was done too early")
+                        self._worker_lost(worker, pending, "said it was done too early")
                     return
-            if state == "closed":
-                how = worker.how_it_ended()
-                worker.stop()
+            if state == "exited":
                 if pending:
-                    self._worker_lost(worker, current or pending[0], pending, how, stack=True)
+                    how = worker.how_it_ended()
+                    self._worker_lost(worker, pending, how, ended_by_itself=True)
+                return
+            if state == "stopped":
+                what = (
+                    f"was stopped (SIGSTOP, or a debugger attached) and stayed stopped for "
+                    f"{STOPPED_LIMIT_S:g} s, so mltest killed it"
+                )
+                self._worker_lost(worker, pending, what)
                 return
             if state == "timeout":
-                self._stop_for_time(worker, current, pending, budgets, check_deadline)
+                self._stop_for_time(worker, pending, deadline)
                 return
 
-    def _stop_for_time(self, worker, current, pending, budgets, check_deadline) -> None:
+    def _stop_for_time(self, worker: WorkerProcess, pending: list[str], deadline: float) -> None:
         stack = worker.stack()
-        suite_ran_out = self.suite_deadline <= check_deadline
+        suite_ran_out = self.suite_deadline <= deadline
         worker.stop()
-        name = current or pending[0]
+        name = pending[0]
         where = user_frame_in_stack(stack)
         at = f" (it was at {where})" if where else ""
         if suite_ran_out:
@@ -275,87 +282,81 @@ class _SuiteRun:
             )
         else:
             summary = (
-                f"check `{name}` ran past its time budget of {budgets[name]:g} s "
+                f"check `{name}` ran past its time budget of {self.plan.budget_s(name):g} s "
                 f"(checks.{name}.time_budget_s) and was stopped{at}; raise the budget, or find "
                 "what blocks (a dataloader deadlock, a hung collective, a sleep)"
             )
         pending.remove(name)
         self._add(_result(name, Status.ERROR, summary, details=_stack_details(stack)))
-        if suite_ran_out:
-            for other in list(pending):
-                pending.remove(other)
-                self._add(_result(other, Status.SKIPPED, "not run: --max-time ran out"))
 
-    def _worker_lost(self, worker, name: str, pending: list[str], how: str, stack=False) -> None:
-        """ERROR for `name`: the worker ended (or misbehaved) while it was that check's turn."""
-        text = read_stack(Path(worker.job.stack_file)) if stack else ""
+    def _worker_lost(
+        self, worker: WorkerProcess, pending: list[str], how: str, ended_by_itself: bool = False
+    ) -> None:
+        """ERROR for the check whose turn it was: the worker ended, hung or misbehaved."""
+        worker.stop()
+        name = pending[0]
+        text = read_stack(Path(worker.job.stack_file)) if ended_by_itself else ""
         where = user_frame_in_stack(text) if text else ""
         at = f" at {where}" if where else ""
+        why = (
+            "mltest never ends a worker mid-check, so the model code (or native code it "
+            "called) did"
+            if ended_by_itself
+            else "the model code runs in that process, so it is the cause"
+        )
         summary = (
             f"{name}: the worker process that runs the model code {how} during this check{at}; "
-            "mltest never ends a worker mid-check, so the model code (or native code it called) "
-            "did. The remaining checks ran in a fresh worker"
+            f"{why}. The remaining checks ran in a fresh worker"
         )
         pending.remove(name)
         self._add(_result(name, Status.ERROR, summary, details=_stack_details(text)))
 
     # --- results and files --------------------------------------------------------------------
 
-    def _commit(self, staging: Path, result: CheckResult, loaded) -> None:
-        """Move what the worker staged for this check into the baseline folder (atomically)."""
-        from mltest.baselines import commit_staged
-        from mltest.config import check_write_paths
-
-        try:  # checked again: in host mode the worker could have swapped in a link meanwhile
-            target = check_write_paths(loaded, allow_outside=self.options["allow_outside_repo"])
-            folder = target["baseline_dir"]
-            before = text_files(folder, staging)
-            written = commit_staged(staging, folder)
-        except MltestError as exc:
-            result.status = Status.ERROR
-            result.summary = f"{result.name}: its baselines could not be written: {exc}"
-        else:
-            if written:
-                self._record_written(folder, written, before)
+    def _commit(self, staging: Path, result: CheckResult) -> None:
+        """Under `baseline update`, move what the worker staged for this check into the
+        baseline folder (atomically); in a compare run, nothing the worker staged is kept."""
+        if self.options["update_baselines"]:
+            problem = commit_check(
+                staging, self.loaded, self.report.metadata, self.options["allow_outside_repo"]
+            )
+            if problem:
+                result.status = Status.ERROR
+                result.summary = f"{result.name}: its baselines could not be written: {problem}"
         shutil.rmtree(staging, ignore_errors=True)
-
-    def _record_written(self, folder: Path, written: list[Path], before: dict[str, str]) -> None:
-        """Run metadata for `baselines: update`: which files changed, and a patch of the text."""
-        meta = self.report.metadata
-        meta["baseline_dir"] = str(folder)
-        files = meta.setdefault("baseline_files", [])
-        files += [str(path) for path in written if str(path) not in files]
-        patch = meta.get("baseline_patch", "")
-        for path in written:
-            if str(path) in before:
-                new = read_text(folder / path)
-                patch += unified_diff(before[str(path)], new, shown_path(folder / path))
-        if patch:
-            meta["baseline_patch"] = patch[:PATCH_LIMIT]
 
     def _add(self, result: CheckResult) -> None:
         """Append a result (after the skipped checks that come before it) and save."""
-        if result.name not in self.skipped:
+        if result.name not in self.plan.skipped:
             self._emit_skipped(upto=result.name)
         self.report.checks.append(result)
-        self._save(final=False)  # nothing computed is lost
+        self.writer.save(final=False)  # nothing computed is lost
         if self.on_result:
             self.on_result(result)
 
     def _emit_skipped(self, upto: str | None) -> None:
         """Report skipped checks that come before `upto` in run order (all, when None)."""
         done = {c.name for c in self.report.checks}
-        for name in self.order:
+        for name in self.plan.order:
             if name == upto:
                 return
-            if name in self.skipped and name not in done:
-                self._add(_result(name, Status.SKIPPED, self.skipped[name]))
+            if name in self.plan.skipped and name not in done:
+                self._add(_result(name, Status.SKIPPED, self.plan.skipped[name]))
 
     def _cancelled_by(self) -> str:
         return f"the run was cancelled ({self.cancel.signal})"
 
-    def _save(self, *, final: bool) -> None:
-        write_report(self.report, self.report_dir, json_only=not final)
+    def _explain_verdict(self) -> None:
+        """An error verdict always says why: a run in which no check ran and passed, with
+        nothing else wrong, gets a sentence of its own."""
+        report = self.report
+        statuses = {c.status for c in report.checks}
+        unexplained = not (report.errors or report.cancelled or statuses & {Status.ERROR})
+        if report.verdict is Verdict.ERROR and unexplained:
+            report.errors.append(
+                "no check ran and passed, so the run proves nothing; configure at least one "
+                "check under `checks:` and select it (or give no --check)"
+            )
 
 
 def _result(name: str, status: Status, summary: str, details: str = "") -> CheckResult:

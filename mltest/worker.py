@@ -31,6 +31,10 @@ _network_setting = ""  # the action's `network` input, when it runs the suite
 
 def main() -> int:
     _die_with_parent()
+    if not _rank():  # other ranks are rank 0's children and inherit its fence
+        from mltest.worker_fence import install
+
+        install(supervisor_pid=os.getppid())  # before any user code: no stopping the supervisor
     job = Job.from_json(open(os.environ[JOB_ENV], encoding="utf-8").read())  # noqa: SIM115
     global _network_setting
     _network_setting = str(job.extra.get("network", ""))
@@ -93,7 +97,7 @@ def run_checks(job: Job, sender: Sender) -> None:
         ctx = context(name)
         result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
         result.duration_s = round(time.perf_counter() - started, 3)
-        sender.send("result", result=result.to_dict())
+        sender.send("result", result=result.bounded().to_dict())
 
 
 def validate_checks(names: list[str], context, settings: dict[str, Any]) -> None:
