@@ -31,6 +31,8 @@ if [ "$mode" = host ]; then
         python3 -m venv --system-site-packages "$venv"
     fi
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$action_dir"
+    # exec: the supervisor takes this process's place, receives the runner's cancel signals
+    # itself and wipes the token from its environment before any model code runs.
     exec "$venv/bin/python" "$action_dir/entrypoint.py"
 fi
 
@@ -146,11 +148,14 @@ for file in "${GITHUB_OUTPUT:-}" "${GITHUB_STEP_SUMMARY:-}"; do
     if [ -n "$file" ] && [ -f "$file" ]; then file_mounts+=(--volume "$file:$file:rw"); fi
 done
 
+# The workspace read-only: under `baselines: update` the recorded folder is checked there
+# before the outputs name it for the upload step.
 MLTEST_SUITE_EXIT_CODE="$suite_code" exec docker run --rm --init \
     --user "$(id -u):$(id -g)" \
     --network host \
     --cap-drop ALL \
     --security-opt no-new-privileges \
+    --volume "$workspace:$workspace:ro" \
     --volume "$report_dir:$report_dir:ro" \
     "${event_mount[@]}" \
     "${file_mounts[@]}" \

@@ -80,6 +80,8 @@ class GitHubApi:
             raise GitHubApiError("no GitHub token: set the github-token input or GITHUB_TOKEN")
         self.api_url = api_url.rstrip("/")
         self.retry = retry or RetryPolicy()
+        # When every call must be done by (monotonic time); None: only `retry` limits them.
+        self.deadline: float | None = None
         self._session = requests.Session()
         self._session.headers.update(
             {
@@ -144,12 +146,12 @@ class GitHubApi:
         where = f"{method} {urlsplit(url).path}"
         for attempt in range(1, self.retry.attempts + 1):
             last = attempt == self.retry.attempts
+            left = self._time_left(where)
+            timeout = tuple(min(t, left) for t in self.retry.timeout_s)
             try:
-                response = self._session.request(
-                    method, url, timeout=self.retry.timeout_s, **kwargs
-                )
+                response = self._session.request(method, url, timeout=timeout, **kwargs)
             except requests.RequestException as exc:
-                if last:
+                if last or self._backoff(attempt) >= self._time_left(where):
                     raise GitHubApiError(f"{where}: {type(exc).__name__}: {exc}") from exc
                 self.retry.sleep(self._backoff(attempt))
                 continue
@@ -158,14 +160,28 @@ class GitHubApi:
             wait = self._retry_wait(response, attempt)
             if wait is None or last:
                 raise GitHubApiError(f"{where}: {_describe(response)}", response.status_code)
-            if wait > self.retry.max_wait_s:
+            if wait > min(self.retry.max_wait_s, self._time_left(where)):
                 raise GitHubApiError(
                     f"{where}: {_describe(response)}; rate limited for {wait:.0f} s more, "
-                    f"longer than the {self.retry.max_wait_s:.0f} s mltest waits",
+                    "longer than mltest waits (at most "
+                    f"{self.retry.max_wait_s:.0f} s, and only while the run's time lasts)",
                     response.status_code,
                 )
             self.retry.sleep(wait)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _time_left(self, where: str) -> float:
+        """Seconds until the deadline (inf without one).
+
+        Raises:
+            GitHubApiError: the deadline has passed.
+        """
+        if self.deadline is None:
+            return float("inf")
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise GitHubApiError(f"{where}: not sent, the time for publishing ran out")
+        return left
 
     def _backoff(self, attempt: int) -> float:
         return min(self.retry.backoff_s * 2 ** (attempt - 1), self.retry.max_wait_s)

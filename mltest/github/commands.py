@@ -8,8 +8,10 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +41,15 @@ def action_main(
             ``publish`` (docker mode's second container, which runs no user code: steps 1, 4
             and 5 for the report the first one wrote).
     """
+    from mltest.process_guard import Cancellation
+
+    # The runner cancels a job with SIGINT, then SIGTERM: from here on they are recorded, the
+    # suite stops its worker and the report and comment say "cancelled" before this exits.
+    with Cancellation():
+        return _action(os.environ if env is None else env, stream, phase)
+
+
+def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
     from mltest.errors import MltestError
     from mltest.github.actions import Actions
     from mltest.github.context import GitHubContext
@@ -46,7 +57,7 @@ def action_main(
     from mltest.github.settings import ActionSettings
     from mltest.report import Verdict
 
-    env = os.environ if env is None else env
+    started = time.monotonic()
     out = Actions(env, stream)
     try:
         settings = ActionSettings.from_env(env)
@@ -56,6 +67,7 @@ def action_main(
         out.set_outputs(outputs_for(None, None))
         return Verdict.ERROR.exit_code
     _forget_token(env)  # read once into the settings; nothing started later inherits it
+    publish_by = _publish_deadline(settings.max_time_s, started)
 
     def give_up(message: str, title: str) -> int:
         out.error(message, title=title)
@@ -69,7 +81,7 @@ def action_main(
                 "the suite's container wrote no readable report; see the log above",
                 "mltest: no report",
             )
-        return _publish(report, settings, ctx, out)
+        return _publish(report, settings, ctx, out, publish_by)
 
     if settings.require_gpu:
         from mltest.github.preflight import gpu_problem
@@ -87,7 +99,7 @@ def action_main(
             settings.config,
             settings.report_dir,
             update_baselines=settings.baselines is BaselineMode.UPDATE,
-            max_time_s=settings.max_time_s,
+            max_time_s=_suite_time(settings.max_time_s),
             on_result=lambda result: out.log(check_line(result, colour=False)),
             metadata={
                 "event": ctx.event_name,
@@ -102,17 +114,35 @@ def action_main(
     if phase == "suite":
         out.log(f"mltest: {report.suite}: {report.verdict.value}; publishing comes next")
         return report.verdict.exit_code
-    return _publish(report, settings, ctx, out)
+    return _publish(report, settings, ctx, out, publish_by)
 
 
-def _publish(report, settings, ctx, out) -> int:
+PUBLISH_S = 120.0  # the most time publishing may take (GitHub slow or rate limiting)
+
+
+def _suite_time(max_time_s: float | None) -> float | None:
+    """The suite's share of input `max-time`: publishing keeps a reserve of its own."""
+    if max_time_s is None:
+        return None
+    return max(max_time_s * 0.5, max_time_s - min(PUBLISH_S, 30.0))
+
+
+def _publish_deadline(max_time_s: float | None, started: float) -> float:
+    """When publishing must be done by (monotonic): input `max-time` bounds everything."""
+    if max_time_s is None:
+        return math.inf  # publishing bounds itself: PUBLISH_S from its start
+    return started + max_time_s
+
+
+def _publish(report, settings, ctx, out, deadline: float) -> int:
     from mltest.github.publish import publish_action
     from mltest.github.settings import FailOn
     from mltest.report import Verdict
 
     report_path = (settings.report_dir / "report.json").resolve()
     out.log(f"mltest: {report.suite}: {report.verdict.value} ({report_path})")
-    publish_action(report, report_path, ctx, settings, out)
+    deadline = min(deadline, time.monotonic() + PUBLISH_S)
+    publish_action(report, report_path, ctx, settings, out, deadline=deadline)
     code = settings.fail_on.exit_code(report.verdict)
     if code == 0 and report.verdict is not Verdict.PASS and settings.fail_on is not FailOn.FAILURE:
         out.log(
@@ -147,10 +177,14 @@ def _report_of_suite_container(settings, env: Mapping[str, str], out):
 
 
 def _forget_token(env: Mapping[str, str]) -> None:
-    """Drop the token from this process's environment once the settings hold it."""
+    """Drop the token, and anything else that looks like a secret, from this process's
+    environment once the settings hold it: wiped from /proc/<pid>/environ too, so not even a
+    model running as root on the runner finds it there (docs/security.md)."""
     if env is os.environ:
-        for name in TOKEN_VARIABLES:
-            os.environ.pop(name, None)
+        from mltest.process_guard import forget_secrets
+        from mltest.worker_handle import looks_secret
+
+        forget_secrets([*TOKEN_VARIABLES, *(name for name in os.environ if looks_secret(name))])
 
 
 def add_comment_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from mltest.github.comment import (
 )
 from mltest.github.context import GitHubContext
 from mltest.github.recorded_baselines import artifact_name, recorded_dir, summary_section
-from mltest.github.settings import ActionSettings, CommentMode
+from mltest.github.settings import ActionSettings, BaselineMode, CommentMode
 from mltest.report import Report, Status, Verdict
 
 FORK_HELP = (
@@ -97,11 +97,20 @@ def publish_action(
     settings: ActionSettings,
     out: Actions,
     make_api: Callable[[str, str], GitHubApi] = GitHubApi,
+    deadline: float | None = None,
 ) -> Published:
-    """Summary, annotations, comment (when the event is a PR and the settings ask), outputs."""
+    """Summary, annotations, comment (when the event is a PR and the settings ask), outputs.
+
+    Args:
+        deadline: when the comment must be posted by (monotonic); no wait or retry goes past
+            it. None: the client's own retry limits only.
+    """
     run_url = ctx.run_url
     comment_id = settings.comment_id or default_comment_id([report])
-    folder = recorded_dir(report, ctx.workspace)
+    # Only a run that records baselines hands a folder to the upload step: in a compare run the
+    # report (written beside the model code) could point the upload at any folder, .git too.
+    recording = settings.baselines is BaselineMode.UPDATE
+    folder = recorded_dir(report, ctx.workspace) if recording else ""
     artifact = artifact_name(comment_id) if folder else ""
     summary = summary_markdown(report, run_url)
     if folder:
@@ -125,6 +134,7 @@ def publish_action(
             make_api=make_api,
             create=create,
             is_fork=ctx.pull_request.is_fork,
+            deadline=deadline,
         )
     url = outcome.url if outcome else ""
     out.set_outputs(outputs_for(report, report_path, url, folder, artifact))
@@ -143,11 +153,13 @@ def post_comment(
     create: bool = True,
     is_fork: bool = False,
     run_url: str | None = None,
+    deadline: float | None = None,
 ) -> CommentOutcome:
     """Create or update the sticky comment; API failures become a warning and ``failed``."""
     body = comment_body(reports, comment_id=comment_id, run_url=run_url or ctx.run_url)
     try:
         with make_api(token, ctx.api_url) as api:
+            api.deadline = deadline
             outcome = upsert_comment(api, ctx.repository, number, comment_id, body, create=create)
     except GitHubApiError as exc:
         hint = ""

@@ -35,6 +35,8 @@ def recorded_dir(report: Report, workspace: str | None) -> str:
     path = Path(folder).resolve()
     if path == root or not path.is_relative_to(root) or not path.is_dir():
         return ""
+    if ".git" in path.relative_to(root).parts:  # never hand .git (and its credentials) out
+        return ""
     return str(path)
 
 

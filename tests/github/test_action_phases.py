@@ -100,3 +100,25 @@ def test_compare_mode_uploads_nothing(github, tmp_path, monkeypatch):
     assert action_main(env, io.StringIO()) == 0
     outputs = read_outputs(tmp_path / "output")
     assert outputs["baseline-dir"] == "" and outputs["baseline-artifact"] == ""
+
+
+def test_a_compare_run_hands_no_folder_to_the_upload_step_whatever_the_report_says(
+    github, tmp_path, monkeypatch
+):
+    # In docker mode the report is read back from a folder the model code could write: one
+    # that claims recorded baselines in .git must not point the upload step there.
+    workspace, env = example_env(github, tmp_path, monkeypatch)
+    (workspace / ".git").mkdir()
+    assert action_main({**env, "GITHUB_OUTPUT": ""}, io.StringIO(), phase="suite") == 0
+    path = workspace / "mltest-report" / "report.json"
+    data = json.loads(path.read_text())
+    data["metadata"].update(baseline_dir=str(workspace / ".git"), baseline_files=["config"])
+    path.write_text(json.dumps(data))
+    assert action_main({**env, "MLTEST_SUITE_EXIT_CODE": "0"}, io.StringIO(), phase="publish") == 0
+    outputs = read_outputs(tmp_path / "output")
+    assert outputs["baseline-dir"] == "" and outputs["baseline-artifact"] == ""
+    # and even a recording run never names a folder inside .git
+    update = {**env, "MLTEST_SUITE_EXIT_CODE": "0", "MLTEST_BASELINES": "update"}
+    (tmp_path / "output").write_text("")
+    assert action_main(update, io.StringIO(), phase="publish") == 0
+    assert read_outputs(tmp_path / "output")["baseline-dir"] == ""

@@ -124,6 +124,28 @@ def test_rate_limit_longer_than_max_wait_fails_at_once(github, make_api, sleeps)
     assert sleeps == []
 
 
+def test_publishing_never_waits_past_the_runs_deadline(github, make_api, sleeps):
+    # A Retry-After the client would honour on its own is not waited for when the run's time
+    # (input max-time, or the publishing budget) ends first: publishing ends too.
+    import time
+
+    from mltest.github.api import GitHubApiError
+
+    github.fail_next(
+        "GET", r".*/comments", 503, headers={"Retry-After": "20"}, body={"message": "busy"}
+    )
+    report = make_report()
+    body = comment_body([report], comment_id="tabular")
+    with make_api(JOB_TOKEN) as api:
+        api.deadline = time.monotonic() + 5
+        with pytest.raises(GitHubApiError, match="only while the run's time lasts"):
+            upsert_comment(api, REPO, 2, "tabular", body)
+        api.deadline = time.monotonic() - 1
+        with pytest.raises(GitHubApiError, match="the time for publishing ran out"):
+            upsert_comment(api, REPO, 2, "tabular", body)
+    assert sleeps == []
+
+
 def test_permission_403_is_not_retried(github, make_api, sleeps):
     from mltest.github.api import GitHubApiError
 

@@ -39,16 +39,28 @@ jobs:
           GOOD: ${{ toJSON(steps.good.outputs) }}
           BROKEN: ${{ toJSON(steps.broken.outputs) }}
           OUTCOMES: ${{ steps.good.outcome }} ${{ steps.broken.outcome }}
+          PLANTED: ${{ env.MLTEST_PLANTED }}
         run: |
           printf '%s' "$GOOD" > "$OUT_DIR/good.json"
           printf '%s' "$BROKEN" > "$OUT_DIR/broken.json"
           printf '%s' "$OUTCOMES" > "$OUT_DIR/outcomes.txt"
+          printf '%s' "$PLANTED" > "$OUT_DIR/planted.txt"
+"""
+
+# Appended to the example's model: workflow commands printed by the model code. act runs them
+# (`set-env` too) unless the job log has them between ::stop-commands:: and its token.
+COMMANDS = """
+
+print("::set-env name=MLTEST_PLANTED::by-the-model", flush=True)
+print("::set-output name=result::pass", flush=True)
 """
 
 
 @pytest.mark.slow
 def test_host_mode_under_act(github, tmp_path):
     src = action_checkout(tmp_path / "src", ["tabular"])
+    model = src / "examples" / "tabular" / "model.py"
+    model.write_text(model.read_text() + COMMANDS)
     repo = act_repo(tmp_path / "repo", WORKFLOW)
     out = tmp_path / "out"
     out.mkdir()
@@ -71,6 +83,9 @@ def test_host_mode_under_act(github, tmp_path):
     assert "Summary - ## ✅ mltest: all checks passed — `tabular`" in log
     assert "::error" in log or "does-not-exist.yaml" in log
     assert JOB_TOKEN not in log
+    # The model's workflow commands were shown, not run.
+    assert "::set-env name=MLTEST_PLANTED::by-the-model" in log
+    assert (out / "planted.txt").read_text() == ""
 
     comments = {c["body"].splitlines()[0]: c for c in github.issue_comments(REPO, 2)}
     assert set(comments) == {
