@@ -85,6 +85,9 @@ class Containment:
         would leave its `Popen` without an exit code.
         """
         killed: list[int] = []
+        if self.cgroup is not None:  # the whole cgroup at once, where the kernel offers it
+            with contextlib.suppress(OSError):
+                (self.cgroup / "cgroup.kill").write_text("1")
         for _ in range(_SWEEP_ROUNDS):
             members = self.members()
             if not members:
@@ -117,12 +120,10 @@ class Containment:
     def _cgroup_members(self) -> list[int]:
         if self.cgroup is None:
             return []
-        with contextlib.suppress(OSError):
-            kill = self.cgroup / "cgroup.kill"
-            if kill.exists():
-                kill.write_text("1")
+        try:
             return [int(p) for p in (self.cgroup / "cgroup.procs").read_text().split()]
-        return []
+        except OSError:
+            return []
 
     def _reap(self) -> None:
         """Collect the exit status of orphans re-parented here (they were never our Popens)."""

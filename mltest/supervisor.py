@@ -43,6 +43,15 @@ from mltest.worker_results import BadResult, result_from_worker
 
 ResultHook = Callable[[CheckResult], None]
 _TIMEOUT_GRACE_S = 1.0  # past the budget, so the worker's own (gentler) timeout can come first
+# Why a worker was lost, as the check's summary says it.
+_ENDED_BY_ITSELF = (
+    "mltest never ends a worker mid-check, so the model code (or native code it called) did"
+)
+_STOPPED_FROM_OUTSIDE = (
+    "the model code cannot send stop signals, so a debugger or another process on the machine "
+    "did"
+)
+_SENT_BY_MODEL = "the model code runs in that process and can write to its pipe"
 
 
 def run_suite(
@@ -254,14 +263,14 @@ class _SuiteRun:
             if state == "exited":
                 if pending:
                     how = worker.how_it_ended()
-                    self._worker_lost(worker, pending, how, ended_by_itself=True)
+                    self._worker_lost(worker, pending, how, _ENDED_BY_ITSELF)
                 return
             if state == "stopped":
                 what = (
                     f"was stopped (SIGSTOP, or a debugger attached) and stayed stopped for "
                     f"{STOPPED_LIMIT_S:g} s, so mltest killed it"
                 )
-                self._worker_lost(worker, pending, what)
+                self._worker_lost(worker, pending, what, _STOPPED_FROM_OUTSIDE)
                 return
             if state == "timeout":
                 self._stop_for_time(worker, pending, deadline)
@@ -290,20 +299,20 @@ class _SuiteRun:
         self._add(_result(name, Status.ERROR, summary, details=_stack_details(stack)))
 
     def _worker_lost(
-        self, worker: WorkerProcess, pending: list[str], how: str, ended_by_itself: bool = False
+        self, worker: WorkerProcess, pending: list[str], how: str, why: str = _SENT_BY_MODEL
     ) -> None:
-        """ERROR for the check whose turn it was: the worker ended, hung or misbehaved."""
+        """ERROR for the check whose turn it was: the worker ended, was stopped or misbehaved.
+
+        Args:
+            how: what the worker did, as a verb phrase (`was killed by SIGKILL`).
+            why: the likely cause, one sentence; for a worker that ended by itself, where in
+                the model code it was (faulthandler's stack) is added.
+        """
         worker.stop()
         name = pending[0]
-        text = read_stack(Path(worker.job.stack_file)) if ended_by_itself else ""
+        text = read_stack(Path(worker.job.stack_file)) if why is _ENDED_BY_ITSELF else ""
         where = user_frame_in_stack(text) if text else ""
         at = f" at {where}" if where else ""
-        why = (
-            "mltest never ends a worker mid-check, so the model code (or native code it "
-            "called) did"
-            if ended_by_itself
-            else "the model code runs in that process, so it is the cause"
-        )
         summary = (
             f"{name}: the worker process that runs the model code {how} during this check{at}; "
             f"{why}. The remaining checks ran in a fresh worker"

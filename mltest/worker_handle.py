@@ -123,6 +123,7 @@ class WorkerProcess:
         if self._pidfd is not None:  # wakes the wait the moment the worker ends
             self._selector.register(self._pidfd, selectors.EVENT_READ, "exit")
         self._stopped_since: float | None = None
+        self._pipe_open = True
         self._ended = False  # stop() has run
 
     def messages(self, until: float, poll_s: float = 0.2) -> tuple[list[dict[str, Any]], str]:
@@ -157,15 +158,17 @@ class WorkerProcess:
     def _drain(self) -> list[dict[str, Any]]:
         """Everything the pipe holds now, without waiting for more (non-blocking reads)."""
         messages: list[dict[str, Any]] = []
-        for _ in range(_DRAIN_READS):
+        for _ in range(_DRAIN_READS if self._pipe_open else 0):
             try:
                 data = self._read.read(1 << 20)
             except BlockingIOError:
                 break
             if data is None:  # nothing more for now (a non-blocking read)
                 break
-            if not data:  # every writer closed its end
+            if not data:  # every writer closed its end: wait on the process alone from now on
                 messages += self._receiver.feed(b"\n")
+                self._selector.unregister(self._read)
+                self._pipe_open = False
                 break
             messages += self._receiver.feed(data)
         return messages
@@ -205,8 +208,6 @@ class WorkerProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(STOP_GRACE_S)
         _signal_group(self.process.pid, signal.SIGKILL)  # children left behind, too
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
         self.containment.sweep()  # forked helpers, daemons that called setsid

@@ -48,12 +48,24 @@ jobs:
           gpus: ""
           working-directory: examples/tabular
           config: mltest.yaml
+      - id: record
+        uses: ./
+        with:
+          mode: docker
+          image: mltest-action:local
+          gpus: ""
+          working-directory: examples/tabular
+          config: mltest.yaml
+          baselines: update
+          comment: "off"
       - name: Record the outputs
         if: always()
         env:
           OUTPUTS: ${{ toJSON(steps.mltest.outputs) }}
+          RECORD: ${{ toJSON(steps.record.outputs) }}
         run: |
           printf '%s' "$OUTPUTS" > "$OUT_DIR/outputs.json"
+          printf '%s' "$RECORD" > "$OUT_DIR/record.json"
           cp examples/tabular/mltest-report/model-view.json "$OUT_DIR/" || true
 """
 
@@ -265,4 +277,67 @@ def test_docker_mode_under_act(github, tmp_path, docker_engine):
     assert JOB_TOKEN not in json.dumps(view["env"])
     assert not {"GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "MLTEST_GITHUB_TOKEN"} & set(view["env"])
     assert view["workspace"] == "OSError" and view["network"] != "reachable"
+    # baselines: update hands the recorded folder to the upload step in docker mode too
+    record = json.loads((out / "record.json").read_text())
+    assert record["result"] == "pass", log[-5000:]
+    assert record["baseline-dir"].endswith("examples/tabular/.mltest")
+    assert record["baseline-artifact"] == "mltest-baselines-tabular"
+
+    _cancel_in_docker_mode_like_the_runner(github, tmp_path, docker_engine)
     print(f"docker e2e took {time.monotonic() - started:.0f} s")
+
+
+SLOW = """
+
+from pathlib import Path as _Path
+import time as _time
+
+
+class Slow(TabularMLP):
+    def training_step(self, batch, batch_idx):
+        (_Path(__file__).parent / "mltest-report" / "training.started").touch()
+        _time.sleep(0.2)
+        return super().training_step(batch, batch_idx)
+"""
+
+
+def _cancel_in_docker_mode_like_the_runner(github, tmp_path, docker_engine):
+    """The image built above, run by the action's step as the runner starts it, then
+    cancelled as the runner does: the suite's container ends, the comment says cancelled."""
+    from tests.github.conftest import EVENTS
+    from tests.github.runner_step import cancel_like_the_runner, start_step, step_environment
+    from tests.suites import copy_example
+
+    config = copy_example("tabular", tmp_path / "cancel")
+    project = config.parent
+    (project / "model.py").write_text((project / "model.py").read_text() + SLOW)
+    config.write_text(config.read_text().replace("model:TabularMLP", "model:Slow"))
+    (project / "mltest-report").mkdir()
+    outputs = tmp_path / "cancel-output"
+    outputs.write_text("")
+    env = step_environment(
+        {"mode": "docker", "image": "mltest-action:local", "gpus": "",
+         "github-token": JOB_TOKEN, "config": "mltest.yaml", "comment-id": "cancelled"},
+        {"DOCKER_HOST": docker_engine["DOCKER_HOST"], "RUNNER_TEMP": str(tmp_path),
+         "GITHUB_WORKSPACE": str(project), "GITHUB_REPOSITORY": REPO,
+         "GITHUB_EVENT_NAME": "pull_request", "GITHUB_API_URL": github.url,
+         "GITHUB_EVENT_PATH": str(EVENTS / "pull_request.opened.json"),
+         "GITHUB_OUTPUT": str(outputs)},
+    )  # fmt: skip
+    step = start_step(project, env, tmp_path / "cancel.log")
+    deadline = time.monotonic() + 300
+    while not (project / "mltest-report" / "training.started").exists():
+        assert step.poll() is None, (tmp_path / "cancel.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "training never started"
+        time.sleep(0.2)
+    needed, took = cancel_like_the_runner(step)
+    log = (tmp_path / "cancel.log").read_text()
+    running = subprocess.run(["docker", "ps", "-q"], env=docker_engine, capture_output=True,
+                             text=True, check=True).stdout.split()  # fmt: skip
+    assert running == [], log[-3000:]
+    assert took < 10, log[-3000:]
+    report = json.loads((project / "mltest-report" / "report.json").read_text())
+    assert report["cancelled"] and report["complete"], log[-3000:]
+    cancelled = [c for c in github.issue_comments(REPO, 2) if "comment-id=cancelled" in c["body"]]
+    assert cancelled and "the run was cancelled" in cancelled[0]["body"], log[-3000:]
+    print(f"docker mode: {needed.name} ended the step in {took:.1f} s")
