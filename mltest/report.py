@@ -240,8 +240,8 @@ def cut(text: str, limit: int) -> str:
     """`text`, or its first part and how many characters were left out."""
     if len(text) <= limit:
         return text
-    note = f" … ({len(text) - limit:,} more characters left out)"
-    return text[: max(0, limit - len(note))] + note
+    keep = max(0, limit - 60)  # room for the note
+    return f"{text[:keep]} … ({len(text) - keep:,} more characters left out)"
 
 
 def _metrics_problem(metrics: dict[str, Any], limits: ResultLimits) -> str:

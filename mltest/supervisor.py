@@ -43,6 +43,7 @@ from mltest.worker_results import BadResult, result_from_worker
 
 ResultHook = Callable[[CheckResult], None]
 _TIMEOUT_GRACE_S = 1.0  # past the budget, so the worker's own (gentler) timeout can come first
+_CANCEL_GRACE_S = 0.5  # between SIGTERM and SIGKILL for the worker of a cancelled run
 # Why a worker was lost, as the check's summary says it.
 _ENDED_BY_ITSELF = (
     "mltest never ends a worker mid-check, so the model code (or native code it called) did"
@@ -214,7 +215,8 @@ class _SuiteRun:
         current: str | None = None  # the check the worker said it started
         while True:
             if self.cancel.signal is not None:
-                worker.stop()
+                # Quickly: the runner sends SIGTERM 7.5 s after its SIGINT, then kills.
+                worker.stop(grace_s=_CANCEL_GRACE_S)
                 if current:
                     pending.remove(current)
                     self._add(_result(current, Status.ERROR, f"{current}: {self._cancelled_by()}"))

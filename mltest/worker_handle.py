@@ -198,15 +198,15 @@ class WorkerProcess:
         time.sleep(0.1)  # let it finish writing all threads
         return read_stack(path)[-4000:]
 
-    def stop(self) -> None:
-        """SIGTERM to the worker's process group, SIGKILL after a grace period (at once when it
-        is stopped); reap it; then kill whatever else of its tree is left."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM to the worker's process group, SIGKILL after `grace_s` (at once when it is
+        stopped); reap it; then kill whatever else of its tree is left."""
         if self._ended:
             return
         if self.process.poll() is None and self._stopped_for() == 0:
             _signal_group(self.process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(STOP_GRACE_S)
+                self.process.wait(grace_s)
         _signal_group(self.process.pid, signal.SIGKILL)  # children left behind, too
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
