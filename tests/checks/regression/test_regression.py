@@ -63,10 +63,10 @@ def relabel(config, new_key, noise=0.0):
     With `noise`, every float output moves by up to that much relative, standing in for the
     float noise between two devices (the real CUDA case runs in tests/test_gpu.py).
     """
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
 
     tensors, meta = record_paths(config)
-    new_tensors, new_meta = record_paths(config, new_key)
+    _, new_meta = record_paths(config, new_key)
     arrays = load_file(str(tensors))
     rng = np.random.default_rng(0)
     for name, value in arrays.items():
@@ -74,7 +74,6 @@ def relabel(config, new_key, noise=0.0):
             arrays[name] = (value * (1 + noise * rng.uniform(-1, 1, value.shape))).astype(
                 value.dtype
             )
-    save_file(arrays, str(new_tensors))
     data = json.loads(meta.read_text())
     data["environment"].update(key=new_key, device=new_key.split("-")[0])
     new_meta.write_text(json.dumps(data))
@@ -84,6 +83,25 @@ def relabel(config, new_key, noise=0.0):
     index = json.loads(index_path.read_text())
     entry = index["checks"]["regression"].pop(KEY)
     index["checks"]["regression"][new_key] = entry
+    index_path.write_text(json.dumps(index))
+    write_golden_tensors(config, arrays, new_key)
+
+
+def write_golden_tensors(config, arrays, key=KEY):
+    """Replace a record's tensors as a recording of these outputs would: the hashes in its JSON
+    and in baselines.json follow, since a record whose files disagree is refused as mixed."""
+    from safetensors.numpy import save_file
+
+    from mltest.checks.regression.golden import content_hash
+
+    tensors, meta = record_paths(config, key)
+    save_file(arrays, str(tensors))
+    data = json.loads(meta.read_text())
+    data["outputs_hash"] = content_hash({**arrays, **data.get("strings", {})})
+    meta.write_text(json.dumps(data))
+    index_path = config.parent / ".mltest" / "baselines.json"
+    index = json.loads(index_path.read_text())
+    index["checks"]["regression"][key]["outputs_hash"] = data["outputs_hash"]
     index_path.write_text(json.dumps(index))
 
 
@@ -190,12 +208,12 @@ def test_another_environments_golden_passes_on_decisions_with_a_notice(tmp_path)
 
 def test_the_same_float_noise_fails_against_this_environments_own_golden(tmp_path):
     config = tabular(tmp_path, source="train")
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
 
     tensors, _ = record_paths(config)
     arrays = load_file(str(tensors))
     arrays["output"] = arrays["output"] * np.float32(1 + 2e-3)
-    save_file(arrays, str(tensors))
+    write_golden_tensors(config, arrays)
     result = regression(config, tmp_path)
     assert result.status is Status.FAIL and "moved beyond tolerance" in result.summary
 
@@ -299,12 +317,12 @@ def test_training_noise_is_measured_at_update_and_real_changes_still_fail(
     assert 0 < noise < 0.5, noise  # one vs two CPU threads: small but not nothing
     # Harmless: the golden recorded on a machine whose sums differ (outputs moved by the
     # measured noise) still passes, and says the tolerance came from the noise.
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
 
     tensors, _ = record_paths(config)
     arrays = load_file(str(tensors))
     arrays["output"] = arrays["output"] + np.float32(noise)
-    save_file(arrays, str(tensors))
+    write_golden_tensors(config, arrays)
     result = regression(config, tmp_path)
     assert result.status is Status.PASS, result.summary
     assert any("numerically noisy" in n for n in result.notices) is noticed, result.notices
