@@ -206,9 +206,11 @@ class _SuiteRun:
     def _drive(self, worker: WorkerProcess, pending: list[str], staging: Path) -> None:
         """Feed results from `worker` into the report until it is done, dies or is stopped.
 
-        The deadlines are this process's: a check's budget starts when the previous check's
-        result came in (for the first check: when the worker started, so importing the
-        project runs on it too), and no message from the worker moves it.
+        The deadlines are this process's, computed from its plan: until a check's `start`, the
+        worker (starting up and importing the project, or between two checks) has that check's
+        budget; the check then has its budget from its `start`. A `start` is taken once per
+        check and in the plan's order, so nothing the worker sends gains it more time: a second
+        `start` is an error.
         """
         check_started = time.monotonic()
         deadline = check_started + self.plan.budget_s(pending[0]) + _TIMEOUT_GRACE_S
@@ -236,6 +238,7 @@ class _SuiteRun:
                         self._worker_lost(worker, pending, bad)
                         return
                     current, check_started = pending[0], time.monotonic()
+                    deadline = check_started + self.plan.budget_s(current) + _TIMEOUT_GRACE_S
                 elif kind == "result":
                     if current is None:
                         self._worker_lost(worker, pending, "sent a result out of turn")
@@ -251,7 +254,7 @@ class _SuiteRun:
                     pending.remove(current)
                     self._add(result)
                     current = None
-                    if pending:  # the next check's budget covers the gap before its start
+                    if pending:  # the gap before the next check's start, on that check's budget
                         deadline = now + self.plan.budget_s(pending[0]) + _TIMEOUT_GRACE_S
                 elif kind == "suite_error":
                     worker.stop()
