@@ -48,6 +48,9 @@ jobs:
           gpus: ""
           working-directory: examples/tabular
           config: mltest.yaml
+      - name: Keep what the model code saw (the recording run below sees a writable workspace)
+        if: always()
+        run: cp examples/tabular/mltest-report/model-view.json "$OUT_DIR/"
       - id: record
         uses: ./
         with:
@@ -66,7 +69,6 @@ jobs:
         run: |
           printf '%s' "$OUTPUTS" > "$OUT_DIR/outputs.json"
           printf '%s' "$RECORD" > "$OUT_DIR/record.json"
-          cp examples/tabular/mltest-report/model-view.json "$OUT_DIR/" || true
 """
 
 # Appended to the example's model: what the model code can see and do inside the container.
