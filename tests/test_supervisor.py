@@ -99,17 +99,17 @@ def test_a_hung_check_is_stopped_at_its_budget_and_the_next_check_passes(tmp_pat
         tmp_path,
         "_time.sleep(1000)",
         # Room for the worker's start (torch imports, slow on a loaded machine) in the budget.
-        **{"    max_epochs: 300\n": "    max_epochs: 300\n    time_budget_s: 12\n"},
+        **{"    max_epochs: 300\n": "    max_epochs: 300\n    time_budget_s: 30\n"},
     )
     started = time.monotonic()
     report = run_suite(
         config, tmp_path / "r", update_baselines=True, only=["memorization", "regression"]
     )
-    assert time.monotonic() - started < 90  # the sleep is 1000 s: what counts is that it ends
+    assert time.monotonic() - started < 240  # the sleep is 1000 s: what counts is that it ends
     first, second = report.checks[0], report.checks[2]
     assert report.checks[1].name == "sanity"
     assert (first.name, first.status.value) == ("memorization", "error")
-    assert "ran past its time budget of 12 s" in first.summary
+    assert "ran past its time budget of 30 s" in first.summary
     assert "checks.memorization.time_budget_s" in first.summary
     assert "model.py:" in first.summary and "training_step" in first.summary
     assert "sleep" in first.details or "training_step" in first.details
@@ -292,13 +292,13 @@ def test_a_project_import_that_hangs_is_stopped_on_the_first_checks_budget(tmp_p
     model.write_text("import time\ntime.sleep(1000)\n" + model.read_text())
     # The budget covers the worker's start (torch and Lightning imports, seconds on a loaded
     # machine) before the project's import: leave room to reach the sleep.
-    text = config.read_text().replace("max_epochs: 300", "max_epochs: 300\n    time_budget_s: 12")
+    text = config.read_text().replace("max_epochs: 300", "max_epochs: 300\n    time_budget_s: 30")
     config.write_text(text)
     started = time.monotonic()
     report = run_suite(config, tmp_path / "r", only=["memorization"])
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 240
     first = report.checks[0]
-    assert first.status.value == "error" and "time budget of 12 s" in first.summary
+    assert first.status.value == "error" and "time budget of 30 s" in first.summary
     assert "model.py:2" in first.summary
 
 
