@@ -69,6 +69,7 @@ def run_checks(job: Job, sender: Sender) -> None:
     from mltest.checks.base import CheckContext, Deadline
     from mltest.config import CHECK_MODULES, load_config
     from mltest.engine import environment_facts
+    from mltest.warning_notices import caught
 
     loaded = load_config(job.config)  # validated by the supervisor already; cheap
     sender.send("facts", facts=environment_facts(loaded.config.trainer))
@@ -100,7 +101,9 @@ def run_checks(job: Job, sender: Sender) -> None:
         settings = loaded.checks[name]
         started = time.perf_counter()
         ctx = context(name)
-        result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
+        with caught() as warned:  # warnings become the check's notices, not console lines
+            result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
+        result.notices = [*result.notices, *warned.notices()]
         result.duration_s = round(time.perf_counter() - started, 3)
         sender.send("result", result=result.to_dict())
 

@@ -24,7 +24,7 @@ SUPERVISOR_SIDE = ("mltest.supervisor", "mltest.worker_handle", "mltest.process_
                    "mltest.github")
 # Import the user's code and torch: only the worker process runs them.
 WORKER_SIDE = ("mltest.worker", "mltest.project", "mltest.engine", "mltest.seeding",
-               "mltest.parallel", "mltest.checks")
+               "mltest.parallel", "mltest.checks", "mltest.warning_notices")
 
 
 def _name(path: Path) -> str:
