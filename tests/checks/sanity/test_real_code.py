@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from mltest.report import Status
+from mltest.supervisor import run_suite
 from tests.checks.sanity.test_probes import edited, failed, run_check
 from tests.suites import write_suite
 
@@ -236,3 +237,20 @@ def test_each_padding_bug_of_the_language_model_is_named(lm, tmp_path, bug):
     for text in words:
         assert text in message
     assert "padding_idx is 0, not the pad value 0" not in message
+
+
+@pytest.mark.gpu
+def test_the_tied_language_model_at_full_length_passes_on_cuda(tmp_path):
+    """On CUDA an index past the positions' table is a device-side assert that ends the
+    process's CUDA context: the padding probe must never go past the batch's length."""
+    config = write_suite(
+        tmp_path / "lm", model_src=LM, data_src=TEXT, model="model:TinyLM", data="data:Text",
+        checks={"sanity": {"padding": PADDING, "batch_independence": True}},
+        trainer={"accelerator": "gpu", "devices": 1},
+    )  # fmt: skip
+    for update in (True, False):
+        report = run_suite(config, tmp_path / f"report-{update}", update_baselines=update)
+        sanity = next(c for c in report.checks if c.name == "sanity")
+        assert sanity.status is Status.PASS, sanity.summary
+        assert sanity.metrics["environment"].startswith("cuda-")
+    assert "cut by its last 5 positions" in sanity.details

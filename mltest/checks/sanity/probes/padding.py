@@ -87,9 +87,9 @@ class EmbeddingWatch:
             # what backward sends to the pad row: the sum over the padding positions
             if module.padding_idx == self.spec.pad_value:
                 row = torch.zeros((), device=grad.device)  # the embedding drops it
-            else:
-                row = grad.detach()[at_pad].sum(dim=0).abs().amax() if at_pad.any() else 0.0
-                row = torch.as_tensor(row, device=grad.device, dtype=torch.float32)
+            else:  # a masked sum, not a boolean index: no device sync inside backward
+                picked = grad.detach().float() * at_pad.unsqueeze(-1)
+                row = picked.sum(dim=tuple(range(at_pad.dim()))).abs().amax()
             seen = self.gradients.get(name)
             self.gradients[name] = row if seen is None else torch.maximum(seen, row)
 
