@@ -137,6 +137,11 @@ class ModelUnderTest(Strict):
     postprocess: str | None = Field(
         None, description="import path of fn(outputs) -> outputs applied after predict_step"
     )
+    input_key: int | str | None = Field(
+        None,
+        description="the batch element (tuple index or dict key) predict_step gets instead of "
+        "the whole batch; a tensor batch is the input itself",
+    )
 
     @model_validator(mode="after")
     def _checkpoint_given(self) -> ModelUnderTest:

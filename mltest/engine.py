@@ -29,6 +29,20 @@ def lightning_package(model: Any):
     raise TypeError(f"{type(model).__name__} is not a LightningModule")
 
 
+# Lightning's advice about how mltest drives it (few batches, no val loop, no logger): noise.
+LIGHTNING_NOISE = (
+    r".*does not have many workers.*",
+    r".*smaller than the logging interval.*",
+    r".*`training_step` returned `None`.*",
+    r".*`self.log\(\)`.*",
+    r".*LeafSpec.*",
+    r".*but have no `validation_step`.*",
+    # mltest fits on fixed batches with no val loop on purpose (memorization judges with
+    # validation_step itself): Lightning's advice about a missing val_dataloader is noise.
+    r".*but have no `val_dataloader`.*",
+)
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Silence Lightning's banners and advice; real warnings from user code still show."""
@@ -36,15 +50,8 @@ def quiet() -> Iterator[None]:
     for name in levels:
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-        warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
-        warnings.filterwarnings("ignore", message=r".*`self.log\(\)`.*")
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=r".*but have no `validation_step`.*")
-        # mltest fits on fixed batches with no val loop on purpose (memorization judges with
-        # validation_step itself): Lightning's advice about a missing val_dataloader is noise.
-        warnings.filterwarnings("ignore", message=r".*but have no `val_dataloader`.*")
+        for pattern in LIGHTNING_NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
         try:
             yield
         finally:

@@ -1,11 +1,34 @@
 """The one small exception hierarchy. Messages name the file, key or check and say what to do."""
 
+import os
+import sys
 import sysconfig
 import traceback
 from pathlib import Path
 
 _LIBRARY_DIRS = ("torch", "lightning", "pytorch_lightning", "mltest", "site-packages")
 _STDLIB = sysconfig.get_paths()["stdlib"]
+_MLTEST_DIR = os.path.dirname(os.path.abspath(__file__))
+# What mltest drives the model code through: a failing frame in one of these is blamed on
+# whoever called it (mltest or the model code), not on the library.
+_ENGINE_PACKAGES = (
+    "torch",
+    "lightning",
+    "pytorch_lightning",
+    "lightning_fabric",
+    "lightning_utilities",
+    "torchmetrics",
+    "numpy",
+    "pandas",
+    "safetensors",
+    "pydantic",
+    "yaml",
+)
+ISSUES_URL = "https://github.com/org/mltest-action/issues"
+INTERNAL_HINT = (
+    f"This is a bug in mltest, not in the model code: please report it ({ISSUES_URL}) with "
+    "the traceback in the details and the versions in report.json. The other checks still ran."
+)
 
 
 class MltestError(Exception):
@@ -60,3 +83,41 @@ def is_user_file(filename: str) -> bool:
     if filename.startswith((_STDLIB, "<")):
         return False
     return not any(f"/{part}/" in filename for part in _LIBRARY_DIRS)
+
+
+def raised(exc: BaseException) -> str:
+    """Who raised, for a message: `the model code raised T: msg (at model.py:3 in f)`, or,
+    when the failing frame is mltest's own, `an internal error in mltest: T: msg (at
+    mltest/x.py:3 in f); please report it`: a bug of mltest's is never blamed on the model."""
+    where = internal_frame(exc)
+    if where:
+        return f"an internal error in mltest: {type(exc).__name__}: {exc}{where}; please report it"
+    return f"the model code raised {describe(exc)}"
+
+
+def internal_frame(exc: BaseException) -> str:
+    """` (at mltest/checks/x.py:12 in fn)` when the exception's failing frame is mltest's, else "".
+
+    The failing frame is the innermost one outside Python's own modules and the libraries
+    mltest drives the model with (torch, Lightning, numpy, ...): an error inside `torch.cat`
+    called by mltest is mltest's; one inside a layer's forward is the model's, and so is one
+    in any other library the model code calls (transformers, timm).
+    """
+    engine = tuple(_package_dirs(_ENGINE_PACKAGES))
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        name = os.path.abspath(frame.filename) if not frame.filename.startswith("<") else ""
+        if not name or name.startswith(_STDLIB) or name.startswith(engine):
+            continue
+        if name.startswith(_MLTEST_DIR + os.sep):
+            shown = os.path.relpath(name, os.path.dirname(_MLTEST_DIR))
+            return f" (at {shown}:{frame.lineno} in {frame.name})"
+        return ""
+    return ""
+
+
+def _package_dirs(names: tuple[str, ...]):
+    """The folders of the named packages this process imported (one not imported has no frame)."""
+    for name in names:
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        if origin:
+            yield os.path.dirname(os.path.abspath(origin)) + os.sep

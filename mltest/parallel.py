@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mltest.errors import MltestError, describe
+from mltest.errors import MltestError, raised
 
 _TASK: Callable[[Any], Any] | None = None  # set just before forking; inherited by the workers
 _IN_WORKER = False  # true in a forked worker process
@@ -73,5 +73,5 @@ def _run_in_worker(item: Any) -> tuple[bool, Any]:
         return True, _TASK(item)
     except MltestError as exc:
         return False, str(exc)
-    except Exception as exc:  # the user's code raised: bring back what the runner would show
-        return False, f"the model code raised {describe(exc)}"
+    except Exception as exc:  # bring back what the runner would show, naming who raised
+        return False, raised(exc)

@@ -22,7 +22,16 @@ import traceback
 from typing import Any
 
 from mltest.channel import CHANNEL_FD_ENV, JOB_ENV, Job, Sender
-from mltest.errors import CheckFailed, MltestError, ProjectError, describe, user_frame
+from mltest.errors import (
+    INTERNAL_HINT,
+    CheckFailed,
+    MltestError,
+    ProjectError,
+    describe,
+    internal_frame,
+    raised,
+    user_frame,
+)
 from mltest.report import CheckResult, Status
 
 _NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "Timeout", "NewConnectionError")
@@ -64,6 +73,7 @@ def run_checks(job: Job, sender: Sender) -> None:
     from mltest.checks.base import CheckContext, Deadline
     from mltest.config import CHECK_MODULES, load_config
     from mltest.engine import environment_facts
+    from mltest.warning_notices import caught
 
     loaded = load_config(job.config)  # validated by the supervisor already; cheap
     sender.send("facts", facts=environment_facts(loaded.config.trainer))
@@ -95,7 +105,9 @@ def run_checks(job: Job, sender: Sender) -> None:
         settings = loaded.checks[name]
         started = time.perf_counter()
         ctx = context(name)
-        result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
+        with caught() as warned:  # warnings become the check's notices, not console lines
+            result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
+        result.notices = [*result.notices, *warned.notices()]
         result.duration_s = round(time.perf_counter() - started, 3)
         sender.send("result", result=result.bounded().to_dict())
 
@@ -123,6 +135,8 @@ def validate_checks(names: list[str], context, settings: dict[str, Any]) -> None
                 text = f"checks.{name}: {text}"
             raise MltestError(text) from exc
         except Exception as exc:
+            if internal_frame(exc):
+                raise MltestError(f"checks.{name}: {raised(exc)}") from exc
             raise ProjectError(
                 f"checks.{name}: validating its inputs before training ran the model code, "
                 f"which raised {describe(exc)}"
@@ -149,8 +163,9 @@ def run_one(module, ctx, settings) -> CheckResult:
             f"the model code tried to end the process with sys.exit({exc.code!r}){user_frame(exc)}",
             "Remove the exit from the model code: mltest decides when the run ends.",
         )
-    except Exception as exc:  # the user's code raised: report it, keep the other checks going
-        return _error(ctx.name, exc, f"the model code raised {describe(exc)}", _advice(exc))
+    except Exception as exc:  # report who raised (the model code, or mltest); keep going
+        hint = INTERNAL_HINT if internal_frame(exc) else _advice(exc)
+        return _error(ctx.name, exc, raised(exc), hint)
 
 
 def _error(name: str, exc: BaseException, what: str, hint: str) -> CheckResult:

@@ -25,7 +25,8 @@ SUPERVISOR_SIDE = ("mltest.supervisor", "mltest.worker_handle", "mltest.process_
                    "mltest.process_tree", "mltest.runner_files", "mltest.baseline_commit")
 # Import the user's code and torch: only the worker process runs them.
 WORKER_SIDE = ("mltest.worker", "mltest.project", "mltest.engine", "mltest.seeding",
-               "mltest.parallel", "mltest.checks", "mltest.worker_fence")
+               "mltest.parallel", "mltest.checks", "mltest.worker_fence",
+               "mltest.warning_notices")
 
 
 def _name(path: Path) -> str:

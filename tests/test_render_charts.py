@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltest.checks.memorization import Target
-from mltest.checks.memorization.report import median_curve
+from mltest.checks.memorization.report import chart_metrics, median_curve
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.checks.regression.compare import abs_diff_histogram
 from mltest.github.actions import SUMMARY_LIMIT_BYTES
@@ -111,6 +111,22 @@ def test_a_metric_target_draws_the_metric_and_a_diverged_seed_is_not_drawn_as_a_
     assert chart.title.startswith("acc per epoch")
     assert series_names(chart)[-1] == "target: acc ≥ 0.9"
     assert chart.series[1].values == [0.1, 0.1, 0.1]  # carried, not clipped to the top
+
+
+@pytest.mark.parametrize(
+    ("target", "legend"),
+    [
+        (Target(loss_below=0.05), "target: loss < 0.05"),
+        (Target(metric="acc", at_least=0.9), "target: acc ≥ 0.9"),
+        (Target(metric="gap", at_most=0.4), "target: gap ≤ 0.4"),
+    ],
+)
+def test_the_target_line_reads_as_the_target_s_own_bound(target, legend):
+    run = SeedRun(0, epochs=2, initial_loss=1.0, losses=[0.5, 0.05], quantity=target.quantity,
+                  initial_metric=0.8, metric_values=[0.5, 0.3])  # fmt: skip
+    metrics = chart_metrics([run], target, None)
+    chart = charts_for(CheckResult("m", "memorization", Status.PASS, "", metrics=metrics))[0]
+    assert series_names(chart)[-1] == legend
 
 
 def test_median_curve_runs_to_the_median_epoch_count_with_stopped_seeds_held():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mltest.checks.base import CheckContext
-from mltest.errors import CheckFailed, ProjectError
+from mltest.errors import CheckFailed, ProjectError, user_frame
 
 _CACHE_KEY = "model_under_test"
 _OPS_KEY = "model_under_test.nondeterministic"
@@ -51,8 +51,28 @@ def postprocess_fn(ctx: CheckContext) -> Callable[[Any], Any] | None:
     return ctx.project.resolve(path, key="model_under_test.postprocess") if path else None
 
 
-def predict(module: Any, batches: Iterable, postprocess: Callable | None = None) -> list[Any]:
-    """Run `predict_step` (no grad, eval mode) on each batch; outputs come back on the CPU."""
+def input_key(ctx: CheckContext) -> int | str | None:
+    """The config's `model_under_test.input_key`: the batch element predict_step gets."""
+    return ctx.loaded.config.model_under_test.input_key
+
+
+def predict(
+    module: Any,
+    batches: Iterable,
+    postprocess: Callable | None = None,
+    input_key: int | str | None = None,
+) -> list[Any]:
+    """Run `predict_step` (no grad, eval mode) on each batch; outputs come back on the CPU.
+
+    Args:
+        input_key: `model_under_test.input_key`: predict_step gets `batch[input_key]` of a
+            tuple, list or dict batch (a tensor batch is the input itself).
+
+    Raises:
+        ProjectError: when Lightning's default predict_step (the model defines none) passed a
+            whole tuple or dict batch to `forward`, which refused it: names the batch and the
+            setting that picks the input.
+    """
     import torch
     from lightning_utilities.core.apply_func import apply_to_collection
 
@@ -61,12 +81,85 @@ def predict(module: Any, batches: Iterable, postprocess: Callable | None = None)
     outputs = []
     with torch.no_grad():
         for index, batch in enumerate(batches):
+            batch = prediction_input(batch, input_key)
             batch = module.transfer_batch_to_device(batch, device, 0)
-            out = module.predict_step(batch, index)
+            try:
+                out = module.predict_step(batch, index)
+            except Exception as exc:
+                if input_key is None and _whole_batch_to_forward(module, batch):
+                    raise ProjectError(
+                        _WHOLE_BATCH.format(
+                            model=type(module).__name__,
+                            batch=describe_batch(batch),
+                            error=_shortened(exc),
+                        )
+                    ) from exc
+                raise
             if postprocess is not None:
                 out = postprocess(out)
             outputs.append(apply_to_collection(out, torch.Tensor, lambda t: t.detach().cpu()))
     return outputs
+
+
+_WHOLE_BATCH = (
+    "{model} defines no predict_step, so Lightning's default predict_step passed the whole "
+    "batch ({batch}) to forward, which refused it; set `model_under_test.input_key` to the "
+    "batch element forward takes (e.g. `input_key: 0` for an (input, target) tuple), or define "
+    "predict_step. forward raised {error}"
+)
+_SHOWN_ERROR = 200  # characters of the refusal quoted: torch's signature errors run to 1,000
+
+
+def prediction_input(batch: Any, input_key: int | str | None) -> Any:
+    """What predict_step gets: `batch[input_key]` of a tuple, list or dict batch, else the
+    batch itself (a tensor batch, e.g. from a key-example collate, is the input already)."""
+    if input_key is None or not isinstance(batch, (tuple, list, dict)):
+        return batch
+    try:
+        return batch[input_key]
+    except (KeyError, IndexError, TypeError) as exc:
+        held = f"keys {list(batch)}" if isinstance(batch, dict) else f"{len(batch)} elements"
+        raise ProjectError(
+            f"model_under_test.input_key {input_key!r} is not in the batch (a "
+            f"{type(batch).__name__} with {held}); give a tuple index or a dict key of the "
+            "element forward takes"
+        ) from exc
+
+
+def describe_batch(batch: Any) -> str:
+    """`a tuple of 2: Tensor (8, 1, 16, 16), Tensor (8, 16, 16)`: a batch's shape, in words."""
+
+    def one(value: Any) -> str:
+        shape = getattr(value, "shape", None)
+        return (
+            f"{type(value).__name__} {tuple(shape)}" if shape is not None else type(value).__name__
+        )
+
+    if isinstance(batch, dict):
+        items = [f"{key!r}: {one(value)}" for key, value in list(batch.items())[:6]]
+    else:
+        items = [one(value) for value in list(batch)[:6]]
+    more = ", ..." if len(batch) > 6 else ""
+    return f"a {type(batch).__name__} of {len(batch)}: {', '.join(items)}{more}"
+
+
+def _shortened(exc: Exception) -> str:
+    """`Type: message (at file:line in fn)`, the message cut to `_SHOWN_ERROR` characters."""
+    text = str(exc)
+    if len(text) > _SHOWN_ERROR:
+        text = text[: _SHOWN_ERROR - 3].rstrip() + "..."
+    return f"{type(exc).__name__}: {text}{user_frame(exc)}"
+
+
+def _whole_batch_to_forward(module: Any, batch: Any) -> bool:
+    """Whether Lightning's own predict_step ran (the model defines none) on a tuple, list or
+    dict batch: the default calls `self(batch)`, whole."""
+    if not isinstance(batch, (tuple, list, dict)) or not batch:
+        return False
+    for cls in type(module).__mro__:
+        if "predict_step" in vars(cls):
+            return cls.__name__ == "LightningModule"
+    return False
 
 
 def _build(ctx: CheckContext, *, perturbed: bool = False) -> tuple[Any, set[str]]:

@@ -102,7 +102,9 @@ def _learning_curves(m: dict) -> Chart | None:
     ]
     below = quantity == "loss"
     if target is not None:
-        relation = "<" if below else "≥"
+        relation = m.get("target_relation")
+        if relation not in ("<", "≤", "≥"):  # a report from before `target_relation`
+            relation = "<" if below else "≥"
         series.append(Series(f"target: {quantity} {relation} {target:g}", [target] * len(epochs),
                              mermaid.RED))
     if baseline:

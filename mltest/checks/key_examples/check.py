@@ -79,7 +79,13 @@ def check_labels(examples: list[Example], labels: list[str], key: str) -> None:
 
 def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Load, predict, judge and compare the passing set with the baseline."""
-    from mltest.checks.prediction import model_under_test, postprocess_fn, predict, training_ops
+    from mltest.checks.prediction import (
+        input_key,
+        model_under_test,
+        postprocess_fn,
+        predict,
+        training_ops,
+    )
     from mltest.seeding import (
         determinism_mode,
         isolated_global_state,
@@ -97,7 +103,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     post = postprocess_fn(ctx)
     mode = determinism_mode(ctx.trainer_settings)
     with isolated_global_state(), watch_determinism(mode) as watch:
-        raw = predict(module, batches, post)
+        raw = predict(module, batches, post, input_key(ctx))
     preds = Predictions.from_outputs(raw, settings.labels, len(examples))
     outcomes = judge(examples, preds)
 

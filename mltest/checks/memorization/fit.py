@@ -209,9 +209,13 @@ def evaluate(
 
     flags = {m: m.training for m in module.modules()}
     logged: dict[str, list[Any]] = {}
+    shapes: dict[str, str] = {}  # returned values that are not one number: never metrics
 
     def capture(name, value, *args, **kwargs):
-        logged.setdefault(name, []).append(value)
+        if is_scalar(value):
+            logged.setdefault(name, []).append(value)
+        else:
+            shapes[name] = describe_value(value)
 
     def capture_dict(values, *args, **kwargs):
         for name, value in values.items():
@@ -251,12 +255,40 @@ def evaluate(
     for name in names:
         these = [next(rest) for _ in logged[name]]
         metrics[name] = sum(these) / len(these)
+    if target.metric is not None and target.metric in shapes and target.metric not in metrics:
+        raise ProjectError(
+            f"checks.memorization.target.metric `{target.metric}`: {step} returned it as "
+            f"{shapes[target.metric]}, not one number; return or log the metric as a scalar "
+            "(e.g. its mean)"
+        )
     if target.metric is not None and target.metric not in metrics:
         raise ProjectError(
             f"checks.memorization.target.metric `{target.metric}` was not found: {step} "
             f"neither returned nor logged it (it logged: {', '.join(sorted(metrics)) or 'nothing'})"
         )
     return (sum(loss_values) / len(loss_values) if loss_values else None), metrics
+
+
+def is_scalar(value: Any) -> bool:
+    """Whether a value a step returned or logged is one number (a metric); other entries of a
+    returned dict (predictions, a dict of logs) are the model's business, not a metric."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_complex()
+    return isinstance(value, (int, float)) or _numpy_scalar(value)
+
+
+def _numpy_scalar(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and getattr(value, "size", 0) == 1
+
+
+def describe_value(value: Any) -> str:
+    """`a tensor of shape (64,)`, `a dict`: what a non-scalar value is, for messages."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"a {type(value).__name__} of shape {tuple(shape)}"
+    return f"a {type(value).__name__}"
 
 
 def to_floats(values: list[Any]) -> list[float]:

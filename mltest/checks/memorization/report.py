@@ -68,6 +68,7 @@ def chart_metrics(runs: list[SeedRun], target: Target, baseline: dict | None) ->
     return {
         "target_quantity": target.quantity,
         "target_value": target.value,
+        "target_relation": target.relation,
         "curves": {str(r.seed): _curve(r, target) for r in runs},
         "baseline_curve": (baseline or {}).get("curve") or [],
     }

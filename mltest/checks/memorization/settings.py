@@ -49,6 +49,13 @@ class Target(Strict):
                 return bound
         raise AssertionError("validated: one bound is set")
 
+    @property
+    def relation(self) -> str:
+        """How the quantity must stand to the value: `<` (loss), `≥` or `≤` (a metric)."""
+        if self.loss_below is not None:
+            return "<"
+        return "≤" if self.at_most is not None else "≥"
+
     def describe(self) -> str:
         if self.loss_below is not None:
             return f"loss < {self.loss_below:g}"

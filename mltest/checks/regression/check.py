@@ -54,6 +54,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     record the golden outputs of this environment (else another's, on decisions only)."""
     from mltest.checks.prediction import (
         NAN_HINT,
+        input_key,
         model_under_test,
         nan_outputs,
         postprocess_fn,
@@ -81,11 +82,11 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     with isolated_global_state(), watch_determinism(mode) as watch:
         # Seeded once, not per run: randomness left on at inference must show as a difference.
         seed_all(spec.seed)
-        outputs = predict(module, inputs.batches, postprocess)
+        outputs = predict(module, inputs.batches, postprocess, input_key(ctx))
         ctx.deadline.check()
         # Randomness left on at inference shows on any batch: predicting the first one again
         # is enough, and keeps the check's cost close to a single prediction pass.
-        again = predict(module, inputs.batches[:1], postprocess)
+        again = predict(module, inputs.batches[:1], postprocess, input_key(ctx))
     unstable = nondeterminism_notice(training_ops(ctx) | watch.ops)
     first = flatten_batches(outputs, _OUTPUTS)
     first_batch = flatten_batches(outputs[:1], _OUTPUTS)

@@ -141,7 +141,12 @@ def measure_noise(
 ) -> tuple[dict[str, float], list[str]]:
     """How far a harmless re-training moves each float output (max abs difference), and the
     exact outputs (labels, strings) it changes at all."""
-    from mltest.checks.prediction import postprocess_fn, predict, retrained_with_other_sums
+    from mltest.checks.prediction import (
+        input_key,
+        postprocess_fn,
+        predict,
+        retrained_with_other_sums,
+    )
     from mltest.checks.regression.golden import flatten_batches, is_extent
     from mltest.seeding import isolated_global_state, seed_all
 
@@ -150,7 +155,8 @@ def measure_noise(
     with isolated_global_state():
         seed_all(ctx.loaded.config.model_under_test.seed)
         again = flatten_batches(
-            predict(twin, inputs.batches, postprocess_fn(ctx)), "re-trained outputs"
+            predict(twin, inputs.batches, postprocess_fn(ctx), input_key(ctx)),
+            "re-trained outputs",
         )
     noise: dict[str, float] = {}
     unstable = []

@@ -200,8 +200,7 @@ def record(
         entry["optimizer_steps"] = step_rows(obs)
     if obs.init is not None:
         entry["init_loss"] = round(obs.init.loss, 6)
-    if unit_rows:
-        entry["activations"] = unit_rows
+    entry["activations"] = unit_rows  # even none: a model without activations is not stale
     entry.update(
         seed=obs.seed,
         torch=torch.__version__,

@@ -99,7 +99,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         findings += found
         notices += [notice] if notice else []
         notices += unit_notices
-        if entry is not None and ("init_loss" not in entry or "activations" not in entry):
+        if entry is not None and (
+            ("init_loss" not in entry and obs.init is not None)
+            or ("activations" not in entry and obs.units)
+        ):
             notices.append(
                 "the baseline predates the loss-at-init and activation probes; record it again "
                 f"with `{ctx.update_command} --check {ctx.name}` to compare them too"

@@ -108,16 +108,26 @@ def _probes(obs: StepObs) -> list[str]:
         ]
         lines.append("")
     if obs.padding is not None and obs.padding.moved is not None:
-        rows = (
-            "; ".join(
-                f"`{m}` padding_idx {i}, pad row change {c:.3g}"
-                for m, i, c in obs.padding.embeddings
-            )
-            or "no embedding reads it"
+        pad = obs.padding
+        rows = "; ".join(_pad_row(row) for row in pad.embeddings) or "no embedding reads it"
+        cut = (
+            f" (to the batch cut by its last {pad.trimmed} positions, to stay within its length)"
+            if pad.trimmed
+            else ""
         )
         lines += [
-            f"Padding: {obs.padding.extra} positions appended moved outputs by "
-            f"{obs.padding.moved:.3g}; {rows}.",
+            f"Padding: {pad.extra} positions added{cut} moved outputs by {pad.moved:.3g}; "
+            f"{rows}.",
             "",
         ]
     return lines
+
+
+def _pad_row(row) -> str:
+    """`tokens` padding_idx 0, pad row gradient 0, change 0.01 (tied with `head`)."""
+    gradient = "" if row.gradient is None else f"gradient from padding {row.gradient:.3g}, "
+    tied = f" (tied with {', '.join(f'`{m}`' for m in row.shared)})" if row.shared else ""
+    return (
+        f"`{row.module}` padding_idx {row.padding_idx}, pad row {gradient}change "
+        f"{row.change:.3g}{tied}"
+    )

@@ -161,14 +161,36 @@ class UnitObs:
 
 
 @dataclass
+class PadRowObs:
+    """The pad value's row of one embedding that reads the padded input.
+
+    Attributes:
+        padding_idx: the embedding's `padding_idx` (None: not set).
+        change: largest change of the row's entries over the steps.
+        gradient: largest entry of the gradient the padding positions sent to the row in the
+            first step (0 when `padding_idx` is the pad value; None: not measured, an
+            EmbeddingBag).
+        shared: other modules holding the same weight (an output layer tied to it), whose
+            own use moves the row.
+    """
+
+    module: str
+    padding_idx: int | None
+    change: float
+    gradient: float | None = None
+    shared: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PaddingObs:
-    """What appending padding did, and whether the padding embedding row trained.
+    """What adding padding did, and whether the padding embedding row trained.
 
     Attributes:
         moved: largest change of an output when padding was appended (None: not measured).
         scale: largest absolute output, for the tolerance.
-        embeddings: embedding modules that read the padded input:
-            (module, padding_idx, change of the pad value's row over the steps).
+        trimmed: positions cut from the end of the batch's sequences before padding them back
+            (0: the padding was appended past the batch's own length).
+        embeddings: the embeddings that read the padded input, with their pad rows.
     """
 
     pad_value: int
@@ -176,7 +198,8 @@ class PaddingObs:
     moved: float | None = None
     scale: float = 0.0
     where: str = ""
-    embeddings: list[tuple[str, int | None, float]] = field(default_factory=list)
+    trimmed: int = 0
+    embeddings: list[PadRowObs] = field(default_factory=list)
 
 
 def matches(name: str, patterns: list[str]) -> bool:

@@ -18,7 +18,7 @@ class Padding(Strict):
     mask_key: int | str | None = Field(
         None, description="batch element holding the mask, padded alongside the input"
     )
-    extra: int = Field(5, ge=1, le=64, description="padding positions appended by the probe")
+    extra: int = Field(5, ge=1, le=64, description="padding positions added by the probe")
 
 
 class Settings(CheckSettings):

@@ -19,7 +19,7 @@ import torch
 from mltest.checks.sanity.obs import BufferObs, PaddingObs, ParamObs, StepObs, matches
 from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, units
 from mltest.checks.sanity.probes.steps import StepsProbe
-from mltest.checks.sanity.tensors import batch_input, float_tensors
+from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input
 from mltest.errors import MltestError, ProjectError
 
 # Buffers of these layers are running statistics that must move in train mode.
@@ -89,6 +89,7 @@ class _StepProbe(pytorch_lightning.Callback):
         self.finite_flags: list[tuple[str, torch.Tensor]] = []
         self.norm_modes: dict[str, str] = {}
         self.output: Any = None
+        self.forward_call: ForwardCall | None = None  # forward's arguments in the step
         self.batch: Any = None
         self.first_done = False
         self.steps_done = 0  # optimizer steps finished, lr-0 ones included
@@ -121,6 +122,9 @@ class _StepProbe(pytorch_lightning.Callback):
                 self.norm_modes[name] = "never ran"
                 self.handles.append(module.register_forward_pre_hook(self._mode_hook(name)))
         self.handles.append(pl_module.register_forward_hook(self._output_hook))
+        self.handles.append(
+            pl_module.register_forward_pre_hook(self._input_hook, with_kwargs=True)
+        )
         if self.settings.units:
             self.unit_watch = units.UnitWatch(pl_module)
         if self.settings.padding is not None:
@@ -182,6 +186,10 @@ class _StepProbe(pytorch_lightning.Callback):
                 self.norm_modes[name] = "train" if module.training else "eval"
 
         return hook
+
+    def _input_hook(self, module, args, kwargs):
+        if self.forward_call is None:  # returns None: the call goes on unchanged
+            self.forward_call = ForwardCall(args, kwargs)
 
     def _output_hook(self, module, args, output):
         if self.output is None:
@@ -259,7 +267,7 @@ class _StepProbe(pytorch_lightning.Callback):
         if self.pad_watch is not None:
             self.pad_watch.stop()
         self.handles, self.grads, self.finite_flags, self.norm_modes = [], {}, [], {}
-        self.batch = self.output = self.unit_watch = self.pad_watch = None
+        self.batch = self.output = self.unit_watch = self.pad_watch = self.forward_call = None
         self.obs.learning_rates = []
         self.obs.optimizer_steps = []
 
@@ -348,7 +356,7 @@ class _StepProbe(pytorch_lightning.Callback):
                 module.training = was_training
 
     def _eval_probes(self, pl_module, needs_output: bool) -> None:
-        x = None
+        x = source = None
         try:
             if self.settings.padding is not None:
                 with torch.no_grad():
@@ -357,10 +365,10 @@ class _StepProbe(pytorch_lightning.Callback):
                     )
             if not (needs_output or self.settings.batch_independence):
                 return
-            x = batch_input(self.batch, self.settings.input_key)
+            x, source = probe_input(self.batch, self.settings.input_key, self.forward_call)
             if needs_output:
                 with torch.no_grad():
-                    out = float_tensors(pl_module(x))
+                    out = float_tensors(x(pl_module))
                 values = torch.cat([t.flatten().float() for t in out])
                 self._record_range(values, "the model's forward output on the batch input")
             if self.settings.batch_independence:
@@ -377,19 +385,14 @@ class _StepProbe(pytorch_lightning.Callback):
                     "(input_key, mask_key) against the batch"
                 )
             else:
-                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                where = (
-                    "batch[0]"
-                    if self.settings.input_key is None
-                    else f"batch[{self.settings.input_key!r}]"
-                )
                 option = (
                     "batch_independence" if self.settings.batch_independence else "output_range"
                 )
                 self.error = ProjectError(
-                    "checks.sanity: calling the model's forward in eval mode on the batch input "
-                    f"({where}, {shape}) for {option} "
-                    f"raised {type(exc).__name__}: {exc}; set checks.sanity.input_key to the "
-                    "batch element forward takes, or turn the option off"
+                    f"checks.sanity: calling the model's {x.describe() if x else 'forward'} "
+                    "in eval mode "
+                    f"({source}) for {option} raised {type(exc).__name__}: {exc}; "
+                    "set checks.sanity.input_key to the batch element forward takes, or turn "
+                    "the option off"
                 )
             self.error.__cause__ = exc

@@ -137,10 +137,38 @@ def test_harmless_changes_stay_quiet(recorded, tmp_path, change):
     assert result.status is Status.PASS, result.summary
 
 
+@pytest.mark.parametrize("cast", [".float()", ".to(torch.float32)", ".to(dtype=torch.float)"])
+def test_a_step_that_casts_to_float32_still_gets_the_gradient_check(recorded, tmp_path, cast):
+    """Steps written for mixed precision cast to float32; the check runs them in float64."""
+    config = edited(recorded, tmp_path, [("h = self.embed(ids)", f"h = self.embed(ids){cast}")])
+    result = run_check(config)
+    assert result.status is Status.PASS, result.summary
+    assert not result.notices, result.notices
+    assert max(result.metrics["gradient_check_errors"]) < 1e-6
+
+
+def test_a_float32_logit_cast_does_not_read_as_a_wrong_gradient(recorded, tmp_path):
+    """A float32 loss would round the finite differences to noise (a false finding)."""
+    edits = [("loss = F.cross_entropy(logits, y)", "loss = F.cross_entropy(logits.float(), y)")]
+    result = run_check(edited(recorded, tmp_path, edits))
+    assert result.status is Status.PASS, result.summary
+    assert max(result.metrics["gradient_check_errors"]) < 1e-6
+
+
+def test_a_wrong_gradient_is_caught_through_a_float32_cast(recorded, tmp_path):
+    edits = [
+        ("h = self.embed(ids)", "h = self.embed(ids).float()"),
+        *BUGS["activation applied in place through .data"][0],
+    ]
+    result = run_check(edited(recorded, tmp_path, edits))
+    assert "gradient matches finite differences" in failed(result), result.summary
+
+
 def test_a_model_that_cannot_run_in_float64_skips_the_gradient_check_with_a_notice(
     recorded, tmp_path
 ):
-    config = edited(recorded, tmp_path, [("h = self.embed(ids)", "h = self.embed(ids).float()")])
+    edits = [("h = self.embed(ids)", "h = self.embed(ids) @ torch.eye(16, dtype=torch.float32)")]
+    config = edited(recorded, tmp_path, edits)
     result = run_check(config)
     assert result.status is Status.PASS, result.summary
     assert any(
@@ -218,7 +246,7 @@ BUGS = {
     "padding not masked in pooling": (
         [('scores = scores.masked_fill(~mask, float("-inf"))', "")],
         "padding invariance",
-        ["appending 5 padding positions (value 0) moves the outputs by up to"],
+        ["adding 5 padding positions (value 0) moves the outputs by up to"],
     ),
     "Embedding padding_idx set to the wrong token": (
         [("padding_idx=0", "padding_idx=1")],

@@ -182,14 +182,44 @@ def _owners(model, params, order) -> dict[str, tuple[str, str, int]]:
 
 
 class _float64_default:
-    """Tensors the model creates itself (torch.zeros(...)) come out in float64 too."""
+    """Tensors the model creates itself (torch.zeros(...)) come out in float64 too, and its
+    casts to float32 (`x.float()`, `logits.to(torch.float32)`, common in steps written for
+    mixed precision) give float64: a float32 input would not meet the float64 weights, and a
+    float32 loss would round the finite differences to noise (a false "wrong gradient")."""
+
+    _CASTS = ("float", "to")
 
     def __enter__(self):
         self.before = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
+        # Shadow the methods on torch.Tensor (they live on its C base); put back on exit.
+        self.shadowed = {name: vars(torch.Tensor).get(name) for name in self._CASTS}
+        torch.Tensor.float = _wide_float
+        torch.Tensor.to = _wide_to
 
     def __exit__(self, *exc):
         torch.set_default_dtype(self.before)
+        for name, method in self.shadowed.items():
+            if method is None:
+                delattr(torch.Tensor, name)
+            else:
+                setattr(torch.Tensor, name, method)
+
+
+_BASE_TO = torch._C.TensorBase.to
+
+
+def _wide_float(self, memory_format=torch.preserve_format):
+    """`Tensor.float` in the gradient check: float64."""
+    return self.double(memory_format=memory_format)
+
+
+def _wide_to(self, *args, **kwargs):
+    """`Tensor.to` in the gradient check: a float32 target dtype becomes float64."""
+    args = tuple(torch.float64 if arg is torch.float32 else arg for arg in args)
+    if kwargs.get("dtype") is torch.float32:
+        kwargs["dtype"] = torch.float64
+    return _BASE_TO(self, *args, **kwargs)
 
 
 def _to_float64(value: Any) -> Any:

@@ -13,15 +13,18 @@ import torch
 from mltest.checks.causes import NONDETERMINISTIC_PREDICTION
 from mltest.checks.sanity.findings import SHOWN, Finding
 from mltest.checks.sanity.obs import StepObs
-from mltest.checks.sanity.tensors import float_tensors
+from mltest.checks.sanity.tensors import ForwardCall, float_tensors
 from mltest.errors import ProjectError
 
 
 def unstable(model, x) -> tuple[int, int] | None:
-    """(values that differ, of) between two eval passes over the same input; None if equal."""
+    """(values that differ, of) between two eval passes over the same input; None if equal.
+
+    `x` is the input tensor or the `ForwardCall` training_step made."""
+    call = ForwardCall.of(x)
     with torch.no_grad():
-        first = float_tensors(model(x))
-        second = float_tensors(model(x))
+        first = float_tensors(call(model))
+        second = float_tensors(call(model))
     differ = sum(int((a != b).sum()) for a, b in zip(first, second, strict=False))
     total = sum(a.numel() for a in first)
     return (differ, total) if differ else None
@@ -61,44 +64,58 @@ def judge(obs: StepObs) -> list[Finding]:
 def dependence(model, x) -> tuple[int, dict[int, list[int]]]:
     """For the first and last sample i: which other samples j the output i depends on.
 
-    Floating inputs: the gradient of output i's sum with respect to the whole input batch;
-    rows j != i must be zero up to a 1e-6 share of row i's (independent samples give
-    structural zeros). Other inputs (token ids): every other sample is replaced by a copy of
-    sample i, and output i must stay exactly the same.
+    `x` is the input tensor, or the `ForwardCall` training_step made: its tensors whose first
+    dimension is the batch size (the first tensor's) are the batched inputs. With floating
+    ones: the gradient of output i's sum with respect to them; rows j != i must be zero up to
+    a 1e-6 share of row i's (independent samples give structural zeros). With none (token ids,
+    masks): every other sample is replaced by a copy of sample i in each batched input, and
+    output i must stay exactly the same.
     """
-    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+    call = ForwardCall.of(x)
+    tensors = call.tensors()
+    if not tensors or tensors[0].dim() == 0:
         raise ProjectError(
-            "checks.sanity.batch_independence needs a tensor input with a batch dimension; "
-            "set checks.sanity.input_key to the batch element the model takes"
+            "checks.sanity.batch_independence needs a tensor input with a batch dimension, "
+            f"got {call.describe()}; set checks.sanity.input_key to the batch element the "
+            "model takes"
         )
-
-    size = x.shape[0]
+    size = tensors[0].shape[0]
+    batched = [i for i, t in enumerate(tensors) if t.dim() and t.shape[0] == size]
+    floating = [i for i in batched if tensors[i].is_floating_point()]
     found: dict[int, list[int]] = {}
     if size < 2:
         return size, found
     for i in sorted({0, size - 1}):
-        if x.is_floating_point():
-            xg = x.detach().clone().requires_grad_(True)
-            out = [t for t in float_tensors(model(xg)) if t.dim() and t.shape[0] == size]
+        if floating:
+            leaves = {k: tensors[k].detach().clone().requires_grad_(True) for k in floating}
+            out = [t for t in float_tensors(call.replaced(leaves)(model)) if _batched(t, size)]
             if not out:
                 raise ProjectError(
                     "checks.sanity.batch_independence: the model's output has no tensor with "
                     f"the batch size {size} as its first dimension"
                 )
             total = sum(t[i].float().sum() for t in out)
-            (grad,) = torch.autograd.grad(total, xg, allow_unused=True)
-            if grad is None:
+            grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True)
+            rows = [g.detach().abs().flatten(1).amax(dim=1).float() for g in grads if g is not None]
+            if not rows:
                 continue
-            per_row = grad.detach().abs().flatten(1).amax(dim=1).float()
+            per_row = torch.stack(rows).amax(dim=0)
             limit = 1e-6 * float(per_row[i]) if float(per_row[i]) > 0 else 0.0
             found[i] = [j for j in range(size) if j != i and float(per_row[j]) > limit]
         else:
+            others = [j for j in range(size) if j != i]
+            copies = {}
+            for k in batched:
+                copy = tensors[k].clone()
+                copy[others] = tensors[k][i]  # every other sample replaced by sample i
+                copies[k] = copy
             with torch.no_grad():
-                base = float_tensors(model(x))
-                others = [j for j in range(size) if j != i]
-                shuffled = x.clone()
-                shuffled[others] = x[i]  # every other sample replaced by a copy of sample i
-                moved = float_tensors(model(shuffled))
+                base = float_tensors(call(model))
+                moved = float_tensors(call.replaced(copies)(model))
             same = all(torch.equal(a[i], b[i]) for a, b in zip(base, moved, strict=False))
             found[i] = [] if same else others
     return size, found
+
+
+def _batched(t: torch.Tensor, size: int) -> bool:
+    return t.dim() > 0 and t.shape[0] == size

@@ -1,12 +1,17 @@
-"""Padding: appending padding must not move the outputs, and the padding row must not train.
+"""Padding: adding padding must not move the outputs, and the padding row must not train.
 
 Runs when the config says where the padding is (`checks.sanity.padding`: input key, pad value,
-mask key). After the steps, in eval mode, the first batch goes through `predict_step` as it is
-and with `extra` padding positions appended to the input (and the mask padded alongside, with
-the value it already holds at padding, else 0/False); every output, and per-position outputs
-at the original positions, must stay the same. During the steps, the embedding layers that
-read the padded input are found by forward hooks, and the row of the pad value must not change
-(`padding_idx` set to the pad value keeps it at zero and untrained).
+mask key). After the steps, in eval mode, `predict_step` runs on the first batch and on the
+same batch with `extra` padding positions added to the input (and the mask padded alongside,
+with the value it already holds at padding, else 0/False); every output, and per-position
+outputs at the original positions, must stay the same. The padded batch never grows past the
+length the model just took (learned positions, a fixed context): when the sequences are longer
+than `extra`, their last `extra` positions are cut first (with every batch element of the
+input's shape), and that shorter batch is compared with itself padded back to the length.
+During the first step, the embedding layers that read the padded input are found by forward
+hooks, with the gradient the padding positions send to the pad value's row: it must be zero
+(`padding_idx` set to the pad value makes it so). The row's change over the steps is shown,
+not judged: an output layer tied to the embedding moves it, rightly.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 from torch import nn
 
 from mltest.checks.sanity.findings import Finding
-from mltest.checks.sanity.obs import PaddingObs
+from mltest.checks.sanity.obs import PaddingObs, PadRowObs
 from mltest.errors import ProjectError
 
 RTOL = 1e-4  # outputs may move by this share of their largest value (float sums)
@@ -41,29 +46,52 @@ def _replace(batch: Any, key, value) -> Any:
 
 
 class EmbeddingWatch:
-    """Which embedding layers read the padded input, and their pad rows before the steps."""
+    """Which embedding layers read the padded input, the gradient its padding positions send
+    to the pad row, and the pad rows before the steps."""
 
     def __init__(self, model: nn.Module, batch: Any, spec):
         self.spec = spec
         self.padded = _get(batch, spec.input_key)
         self.readers: dict[str, nn.Embedding] = {}
         self.before: dict[str, torch.Tensor] = {}
+        self.gradients: dict[str, torch.Tensor] = {}  # on the device: read once, at the end
+        self.shared: dict[str, list[str]] = {}
         self.handles = []
         for name, module in model.named_modules():
             embedding = isinstance(module, (nn.Embedding, nn.EmbeddingBag))
             if embedding and spec.pad_value < module.num_embeddings:
                 self.before[name] = module.weight.detach()[spec.pad_value].clone()
-                self.handles.append(module.register_forward_pre_hook(self._hook(name, module)))
+                self.shared[name] = _holders(model, module.weight, name)
+                self.handles.append(module.register_forward_hook(self._hook(name, module)))
 
     def _hook(self, name, module):
-        def hook(mod, args):
+        def hook(mod, args, output):
             x = args[0] if args else None
-            if isinstance(x, torch.Tensor) and isinstance(self.padded, torch.Tensor):
-                same = x is self.padded or (
-                    x.shape == self.padded.shape and torch.equal(x, self.padded.to(x.device))
-                )
-                if same:
-                    self.readers[name] = module
+            if not (isinstance(x, torch.Tensor) and isinstance(self.padded, torch.Tensor)):
+                return
+            same = x is self.padded or (
+                x.shape == self.padded.shape and torch.equal(x, self.padded.to(x.device))
+            )
+            if not same:
+                return
+            self.readers[name] = module
+            bag = isinstance(module, nn.EmbeddingBag)
+            if not bag and isinstance(output, torch.Tensor) and output.requires_grad:
+                at_pad = x == self.spec.pad_value
+                output.register_hook(self._row_gradient(name, module, at_pad))
+
+        return hook
+
+    def _row_gradient(self, name: str, module, at_pad: torch.Tensor):
+        def hook(grad):
+            # what backward sends to the pad row: the sum over the padding positions
+            if module.padding_idx == self.spec.pad_value:
+                row = torch.zeros((), device=grad.device)  # the embedding drops it
+            else:  # a masked sum, not a boolean index: no device sync inside backward
+                picked = grad.detach().float() * at_pad.unsqueeze(-1)
+                row = picked.sum(dim=tuple(range(at_pad.dim()))).abs().amax()
+            seen = self.gradients.get(name)
+            self.gradients[name] = row if seen is None else torch.maximum(seen, row)
 
         return hook
 
@@ -73,13 +101,31 @@ class EmbeddingWatch:
             h.remove()
         self.handles = []
 
-    def rows(self) -> list[tuple[str, int | None, float]]:
-        """(module, padding_idx, change of the pad row) for each reader, after the steps."""
+    def rows(self) -> list[PadRowObs]:
+        """The pad row of each reader, after the steps."""
         pad = self.spec.pad_value
-        return [
-            (name, m.padding_idx, float((m.weight.detach()[pad] - self.before[name]).abs().max()))
-            for name, m in self.readers.items()
-        ]
+        found = []
+        for name, m in self.readers.items():
+            gradient = self.gradients.get(name)
+            found.append(
+                PadRowObs(
+                    name,
+                    m.padding_idx,
+                    float((m.weight.detach()[pad] - self.before[name]).abs().max()),
+                    None if gradient is None else float(gradient),
+                    self.shared[name],
+                )
+            )
+        return found
+
+
+def _holders(model: nn.Module, weight: torch.Tensor, owner: str) -> list[str]:
+    """Modules other than `owner` that hold `weight` itself (weights tied to it)."""
+    return [
+        name
+        for name, module in model.named_modules()
+        if name != owner and any(p is weight for p in module._parameters.values())
+    ]
 
 
 def _outputs(value: Any) -> list[torch.Tensor]:
@@ -93,22 +139,28 @@ def _outputs(value: Any) -> list[torch.Tensor]:
 
 
 def invariance(model, batch: Any, spec, obs: PaddingObs) -> None:
-    """Predict the batch with and without appended padding; record how far outputs moved."""
+    """Predict the batch with and without added padding; record how far outputs moved."""
     x = _get(batch, spec.input_key)
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ProjectError(
             f"checks.sanity.padding.input_key {spec.input_key!r}: expected a (batch, length, ...) "
             f"tensor, got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
         )
-    length = x.shape[1]
-    padded = _replace(batch, spec.input_key, _append(x, spec.pad_value, spec.extra))
+    full = x.shape[1]
+    obs.trimmed = spec.extra if full > spec.extra else 0
+    length = full - obs.trimmed
+    base = _trimmed(batch, x, length) if obs.trimmed else batch
+    ids = _get(base, spec.input_key)
+    padded = _replace(base, spec.input_key, _append(ids, spec.pad_value, spec.extra))
     if spec.mask_key is not None:
-        mask = _get(batch, spec.mask_key)
-        at_pad = mask[x == spec.pad_value] if mask.shape == x.shape else mask[:0]
+        mask = _get(base, spec.mask_key)
+        at_pad = mask[ids == spec.pad_value] if mask.shape == ids.shape else mask[:0]
         fill = at_pad.flatten()[0].item() if at_pad.numel() else 0
         padded = _replace(padded, spec.mask_key, _append(mask, fill, spec.extra))
+    if obs.trimmed:  # the other elements of the input's shape: back to their own values
+        padded = _restored(padded, batch, x, spec)
     with torch.no_grad():
-        before = _outputs(model.predict_step(batch, 0))
+        before = _outputs(model.predict_step(base, 0))
         after = _outputs(model.predict_step(padded, 0))
     moved, scale, where = 0.0, 0.0, ""
     for index, (a, b) in enumerate(zip(before, after, strict=False)):
@@ -130,26 +182,59 @@ def _append(t: torch.Tensor, value, count: int) -> torch.Tensor:
     return torch.cat([t, torch.full(shape, value, dtype=t.dtype, device=t.device)], dim=1)
 
 
+def _elements(batch: Any) -> list:
+    """The keys (or indices) of a dict, tuple or list batch."""
+    return list(batch) if isinstance(batch, dict) else list(range(len(batch)))
+
+
+def _shaped_like(value: Any, x: torch.Tensor) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[:2] == x.shape[:2]
+
+
+def _trimmed(batch: Any, x: torch.Tensor, keep: int) -> Any:
+    """The batch with every element of the input's (batch, length) shape cut to `keep`."""
+    for key in _elements(batch):
+        value = batch[key]
+        if _shaped_like(value, x):
+            batch = _replace(batch, key, value[:, :keep])
+    return batch
+
+
+def _restored(padded: Any, original: Any, x: torch.Tensor, spec) -> Any:
+    """Elements of the input's shape other than the input and mask, as the batch held them."""
+    for key in _elements(original):
+        if key not in (spec.input_key, spec.mask_key) and _shaped_like(original[key], x):
+            padded = _replace(padded, key, original[key])
+    return padded
+
+
 def judge(obs: PaddingObs | None) -> list[Finding]:
     """The pad row training first (it explains moving outputs), then moving outputs."""
     if obs is None:
         return []
     found: list[Finding] = []
-    trained = [(m, idx, change) for m, idx, change in obs.embeddings if change > 0]
-    for module, idx, change in trained:
+    trained = [row for row in obs.embeddings if _trains(row, obs.pad_value)]
+    for row in trained:
         setting = (
             "it has no padding_idx"
-            if idx is None
-            else f"its padding_idx is {idx}, not the pad value {obs.pad_value}"
+            if row.padding_idx is None
+            else f"its padding_idx is {row.padding_idx}, not the pad value {obs.pad_value}"
+        )
+        how = (
+            f"gets gradient from the padding positions (up to {row.gradient:.3g}) and changed "
+            f"by {row.change:.3g} over the steps"
+            if row.gradient is not None
+            else f"changed by {row.change:.3g} over the steps"
         )
         found.append(
             Finding(
                 "padding embedding row",
-                f"the padding embedding row trains: `{module}.weight[{obs.pad_value}]` (the pad "
-                f"value's row) changed by {change:.3g} over the steps; {setting}",
+                f"the padding embedding row trains: `{row.module}.weight[{obs.pad_value}]` (the "
+                f"pad value's row) {how}; {setting}",
                 f"Build the embedding with `padding_idx={obs.pad_value}` (the token the data "
-                "pads with), so its row stays zero and gets no gradient.",
-                [f"{module}.weight"],
+                "pads with), so its row gets no gradient from the padding; or leave the padding "
+                "positions out of the loss and mask them wherever positions are combined.",
+                [f"{row.module}.weight"],
                 cause="padding not ignored",
             )
         )
@@ -159,7 +244,7 @@ def judge(obs: PaddingObs | None) -> list[Finding]:
         found.append(
             Finding(
                 "padding invariance",
-                f"appending {obs.extra} padding positions (value {obs.pad_value}) moves the "
+                f"adding {obs.extra} padding positions (value {obs.pad_value}) moves the "
                 f"outputs by up to {obs.moved:.3g} ({obs.where}; largest output "
                 f"{obs.scale:.3g}){explained}: padding is not masked out",
                 "Mask the padding wherever positions are combined: pooling (masked mean, or "
@@ -170,3 +255,11 @@ def judge(obs: PaddingObs | None) -> list[Finding]:
             )
         )
     return found
+
+
+def _trains(row: PadRowObs, pad_value: int) -> bool:
+    """Whether the padding itself trains the row: gradient from the padding positions where
+    it was measured; else (an EmbeddingBag) a change of an untied row without padding_idx."""
+    if row.gradient is not None:
+        return row.gradient > 0
+    return row.change > 0 and not row.shared and row.padding_idx != pad_value

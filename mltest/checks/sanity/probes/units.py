@@ -1,12 +1,18 @@
 """Dead and saturated units, per activation module, on the first batch.
 
-Forward hooks on activation modules during the first step: a ReLU unit (one position of the
-module's output, batch dimension excluded) is dead when it is never positive on the batch;
-for tanh/sigmoid/hardtanh modules the share is that of output values at a limit (|tanh| >
-0.99, sigmoid outside [0.01, 0.99], hardtanh at min/max), where the gradient is ~0. Healthy
-models have some of both, so the shares are compared with the baseline, module by module;
-only a share near 1 fails without one. The baseline also lists which activation modules ran:
-one that no longer runs (a missing ReLU makes two Linear layers one linear map) is named.
+Forward hooks on activation modules during the first step: a unit (one position of the
+module's output, batch dimension excluded) of a ReLU-like module is dead when it is never
+positive on the batch, i.e. its input never is: ReLU and ReLU6 output 0 there, and the smooth
+ReLUs of transformers and modern CNNs (GELU, SiLU/swish, Mish, Hardswish, ELU, SELU, CELU)
+sit on a tail whose gradient vanishes; LeakyReLU/PReLU units there learn only through the
+slope. For tanh/sigmoid/hardtanh modules the share is that of output values at a limit
+(|tanh| > 0.99, sigmoid outside [0.01, 0.99], hardtanh at min/max), where the gradient is ~0.
+Activation modules of other libraries (transformers' `GELUActivation`, timm's `Swish`) are
+recognised by their class name: a module without submodules whose name holds gelu, silu,
+swish, mish or relu (ReLU-like), or tanh or sigmoid (saturating). Healthy models have some of
+both, so the shares are compared with the baseline, module by module; only a share near 1
+fails without one. The baseline also lists which activation modules ran: one that no longer
+runs (a missing ReLU makes two Linear layers one linear map) is named.
 """
 
 from __future__ import annotations
@@ -17,8 +23,23 @@ from torch import nn
 from mltest.checks.sanity.findings import Finding, names
 from mltest.checks.sanity.obs import UnitObs
 
-_DEAD = (nn.ReLU, nn.ReLU6)
+_DEAD = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.LeakyReLU,
+    nn.PReLU,
+)
 _SATURATING = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardsigmoid)
+# Class-name parts of other libraries' activation modules (transformers, timm), lower case.
+_DEAD_NAMES = ("gelu", "silu", "swish", "mish", "relu")
+_SATURATING_NAMES = ("tanh", "sigmoid")
 ALWAYS = 0.95  # share of dead/saturated units that fails without a baseline
 RISE = 0.3  # rise of the share over the baseline's that fails ...
 AT_LEAST = 0.5  # ... when the share is now at least this
@@ -34,8 +55,8 @@ class UnitWatch:
         self.kinds: dict[str, tuple[str, str]] = {}
         self.handles = []
         for name, module in model.named_modules():
-            if isinstance(module, _DEAD + _SATURATING):
-                kind = "dead" if isinstance(module, _DEAD) else "saturated"
+            kind = unit_kind(module)
+            if kind is not None:
                 self.kinds[name] = (type(module).__name__, kind)
                 self.handles.append(module.register_forward_hook(self._hook(name, module, kind)))
 
@@ -77,8 +98,25 @@ class UnitWatch:
         return found
 
 
+def unit_kind(module: nn.Module) -> str | None:
+    """`dead` for a ReLU-like activation module, `saturated` for a tanh/sigmoid-like one,
+    None for any other module."""
+    if isinstance(module, _DEAD):
+        return "dead"
+    if isinstance(module, _SATURATING):
+        return "saturated"
+    if next(module.children(), None) is not None:
+        return None  # a block (`ConvBNReLU`) is not an activation, its last child may be
+    name = type(module).__name__.lower()
+    if any(part in name for part in _DEAD_NAMES):
+        return "dead"
+    if any(part in name for part in _SATURATING_NAMES):
+        return "saturated"
+    return None
+
+
 def _at_limit(module, y: torch.Tensor) -> torch.Tensor:
-    if isinstance(module, nn.Tanh):
+    if isinstance(module, nn.Tanh) or "tanh" in type(module).__name__.lower():
         return y.abs() > 0.99
     if isinstance(module, nn.Hardtanh):
         return (y <= module.min_val) | (y >= module.max_val)
