@@ -21,10 +21,10 @@ CHECKS = ("memorization", "sanity", "regression", "key_examples")
 # Run no user code and import no torch: they decide, write reports and publish.
 SUPERVISOR_SIDE = ("mltest.supervisor", "mltest.worker_handle", "mltest.process_guard",
                    "mltest.run_files", "mltest.run_metadata", "mltest.cli", "mltest.render",
-                   "mltest.github")
+                   "mltest.github", "mltest.init_command", "mltest.init_yaml")
 # Import the user's code and torch: only the worker process runs them.
 WORKER_SIDE = ("mltest.worker", "mltest.project", "mltest.engine", "mltest.seeding",
-               "mltest.parallel", "mltest.checks")
+               "mltest.parallel", "mltest.checks", "mltest.explore")
 
 
 def _name(path: Path) -> str:
