@@ -119,8 +119,8 @@ def _init_args(parser: argparse.ArgumentParser) -> None:
                         help="Lightning Trainer arguments, e.g. '{accelerator: cpu}' (default: "
                         "accelerator auto, one device)")
     parser.add_argument("--max-epochs", type=_positive_int, default=300, metavar="N",
-                        help="epochs each seed explores; written as memorization's max_epochs "
-                        "(default: %(default)s)")
+                        help="epochs each seed explores, the most memorization's max_epochs "
+                        "can be (default: %(default)s)")
     parser.add_argument("--batches", type=_positive_int, default=1, metavar="N",
                         help="training batches to memorize (default: %(default)s)")
     parser.add_argument("--time-budget", type=_positive_seconds, default=1800.0,

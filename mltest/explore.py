@@ -18,6 +18,7 @@ then `done`; `suite_error` when the project does not load.
 from __future__ import annotations
 
 import importlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ NAME = "init"
 # Never met, so every seed trains for the whole budget; tiny rather than 0 so that a loss that
 # is exactly 0 from the start is still found ("met before training").
 _UNREACHABLE = 1e-12
+_DEPTH = 100.0  # a loss falls this factor below its value at init before a seed stops early
 
 
 def explore(job: Job, sender: Sender) -> None:
@@ -99,6 +101,9 @@ def _explore(context, options: dict[str, Any]) -> dict[str, Any]:
         }
     )
     memorization.validate(ctx, settings)  # refuses, e.g., samples without a latent shape
+    if judge == "training_step":
+        deep = memorization.Target(loss_below=_deep_loss(ctx, memorization, options))
+        settings = settings.model_copy(update={"target": deep})
     runs = memorization.explore(ctx, settings)
     found: dict[str, Any] = {
         "task": {
@@ -128,6 +133,20 @@ def _explore(context, options: dict[str, Any]) -> dict[str, Any]:
             continue
         found["checks"][name] = _try_check(context(name), CHECK_MODULES[name])
     return found
+
+
+def _deep_loss(ctx, memorization, options: dict[str, Any]) -> float:
+    """Where a seed's exploration may stop: a loss `_DEPTH` times below the lowest loss at
+    init (no target init proposes is that low: it needs margin above the settled value), so a
+    model that memorizes fast is not trained for the whole budget. Read by judging each fresh
+    seed once (a target met at init stops a fit before its first step)."""
+    probe = memorization.Settings.model_validate(
+        {"batches": options["batches"], "max_epochs": 1, "target": {"loss_below": 1e300}}
+    )
+    starts = [r.initial_loss for r in memorization.explore(ctx, probe)]
+    if not all(s is not None and math.isfinite(s) and s > 0 for s in starts):
+        return _UNREACHABLE
+    return min(starts) / _DEPTH
 
 
 def _try_check(ctx, module_name: str) -> dict[str, str]:

@@ -105,7 +105,9 @@ def run_init(options: InitOptions, say: Callable[[str], None] = print) -> InitOu
         found, proposal, explored=options.max_epochs, max_epochs=budget,
         batches=options.batches, hold=hold, keep=keep,
     )
-    completed = text + ("" if text.endswith("\n") else "\n") + block
+    if text.endswith("\n\n"):
+        block = block.lstrip("\n")  # the file already ends with a blank line
+    completed = text + ("" if text.endswith("\n") or not text else "\n") + block
     try:
         _check_parses(completed, path)
     except ConfigError as exc:  # a bug of init's: never leave the user's file broken

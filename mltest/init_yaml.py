@@ -114,13 +114,12 @@ def completion(
 
 
 def _memorization(found, proposal, *, explored, max_epochs, batches, hold) -> list[str]:
-    quantity = found["quantity"]
-    lower = True
+    quantity = found["quantity"]  # the loss, or sample_gap: both fall as the model learns
     key = "loss_below" if quantity == "loss" else "at_most"
     lines = [f"  # memorization: {_PURPOSE['memorization']}"]
     curves = {int(s): c for s, c in found["curves"].items()}
     if proposal is None:
-        bests = "; ".join(_best(seed, c, quantity, lower) for seed, c in curves.items())
+        bests = "; ".join(_best(seed, c, quantity) for seed, c in curves.items())
         lines += _comment(
             f"Left out: no {quantity} level was reached with margin by more than half of the "
             f"seeds within {explored} epochs ({bests}). A model that cannot memorize one "
@@ -138,16 +137,15 @@ def _memorization(found, proposal, *, explored, max_epochs, batches, hold) -> li
     )
     text = (
         f"Target: {quantity} {'<' if key == 'loss_below' else '<='} {proposal.value:g}: "
-        f"{proposal.describe()}, and each went on to {proposal.value / 2:g}. max_epochs is "
+        f"{proposal.describe()}, and {'each' if not proposal.missed else 'each that does'} "
+        f"went on to {proposal.value / 2:g}. max_epochs is "
         f"{max_epochs / max(reached):.1f}x the slowest count ({why})."
     )
     if proposal.missed:
-        bests = "; ".join(
-            _best(seed, curves[seed], quantity, lower) for seed in proposal.missed
-        )
+        bests = "; ".join(_best(seed, curves[seed], quantity) for seed in proposal.missed)
         text += (
-            f" Not reached ({bests}): the baseline records it as not reached, and a run fails "
-            "when more seeds miss than that."
+            f" Not reached ({bests}): the baseline records such seeds as not reached, and a "
+            "run fails when more seeds miss than that."
         )
     if found["judge"] == "samples":
         text += (
@@ -182,8 +180,8 @@ def _task_value(task: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _best(seed: int, curve: list[float], quantity: str, lower: bool) -> str:
-    found = best(curve, lower)
+def _best(seed: int, curve: list[float], quantity: str) -> str:
+    found = best(curve, True)
     if found is None:
         return f"seed {seed}: no finite {quantity}"
     value, epoch = found

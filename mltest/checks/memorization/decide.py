@@ -76,8 +76,8 @@ def decide(
     median = robust_median([r.epochs for r in runs])
     if median is None or (baseline is not None and len(missed) > len(allowed)):
         return _not_memorized(runs, baseline, settings)
-    reached = [r.epochs for r in runs if r.epochs is not None]
-    shown = f"{median:g} epochs (median of {', '.join(map(str, reached))}"
+    counts = ", ".join("—" if r.epochs is None else str(r.epochs) for r in runs)
+    shown = f"{median:g} epochs (median of {counts}"
     shown += f"; {_seeds(missed)} not reached)" if missed else ")"
     if baseline is None:
         elsewhere = f"; baselines exist for {', '.join(other_keys)}" if other_keys else ""
@@ -92,8 +92,8 @@ def decide(
     if now_missed and now_missed != allowed:
         notices.append(
             f"seed(s) {', '.join(map(str, now_missed))} did not reach the target, where the "
-            f"baseline had seed(s) {', '.join(map(str, allowed))} not reaching it; no more "
-            "seeds miss than in the baseline, so this passes"
+            f"baseline had seed(s) {', '.join(map(str, allowed))} not reaching it (no more "
+            "seeds miss than in the baseline)"
         )
     base = baseline["median"]
     limit = max(base * (1 + settings.tolerance.relative), base + settings.tolerance.epochs)

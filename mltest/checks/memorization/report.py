@@ -29,6 +29,8 @@ def details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> s
     held = f", held for {settings.hold} epochs in a row" if settings.hold > 1 else ""
     judge = runs[0].judge if runs else "training_step"
     by = f", judged by {judge} in eval mode" if judge != "training_step" else ""
+    if judge == "samples":
+        by = ", judged by the built-in samples judgement (fixed latents against the batch)"
     lines = [
         f"Target: {cell(settings.target.describe())}{held} on the first {settings.batches} "
         f"batch(es){by}.",
