@@ -7,6 +7,7 @@ autoencoder, the GAN without its validation_step) go end to end in the slow test
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 
 import pytest
@@ -160,3 +161,20 @@ def test_a_gan_without_validation_step_gets_the_samples_judgement(tmp_path):
     report = run_suite(config, tmp_path / "report", update_baselines=True)
     assert report.verdict.exit_code == 0, [c.summary for c in report.checks]
     assert report.checks[0].status is Status.PASS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example, epochs", [("segmentation", 120), ("autoencoder", 60)])
+def test_the_examples_adopt_with_one_init_and_one_baseline_update(tmp_path, example, epochs):
+    config = copy_example(example, tmp_path)
+    shutil.rmtree(config.parent / ".mltest")
+    text = config.read_text()
+    partial = text[: text.index("\n# --- ")].rstrip("\n") + "\n"
+    config.write_text(partial)
+    assert main(["init", "--config", str(config), "--max-epochs", str(epochs)]) == 0
+    assert config.read_text().startswith(partial)
+    report = run_suite(config, tmp_path / "report", update_baselines=True)
+    assert report.verdict.exit_code == 0, [c.summary for c in report.checks]
+    assert {c.name for c in report.checks if c.status is Status.PASS} == {
+        "memorization", "sanity", "regression"
+    }
