@@ -103,6 +103,12 @@ def test_init_completes_a_partial_config_and_the_first_baseline_update_passes(tm
     assert again.verdict.exit_code == 0, [c.summary for c in again.checks]
 
 
+def test_init_is_listed_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "init      complete a partial mltest.yaml" in capsys.readouterr().out
+
+
 def test_init_from_command_line_options_writes_a_new_config(tmp_path):
     config = _project(tmp_path, partial=None)
     args = ["init", "--config", str(config), "--model", "model:Net", "--data", "data:Blobs",
