@@ -17,6 +17,7 @@ a fresh model, with no grad and no optimizer, records the torch loss functions i
 | binary cross-entropy on `[B, 1, H, W]` | segmentation (binary; no argmax) | — |
 | binary cross-entropy otherwise | classification (binary or multi-label; no argmax) | — |
 | MSE, L1, smooth L1, Huber, Gaussian/Poisson NLL | regression | — |
+| one of those against one-hot targets `[B, C]` (a classifier, wrong loss) | classification | -1 |
 | none: manual optimization with two or more optimizers | generative (a GAN) | — |
 
 The config's `task:` section overrides what is detected. Nothing found and nothing configured
@@ -77,15 +78,22 @@ class Task:
         return f"{self.kind} ({'; '.join(parts)})" if parts else self.kind
 
 
-def task_of(ctx: CheckContext) -> Task:
+def task_of(ctx: CheckContext, sample: tuple[Any, Any] | None = None) -> Task:
     """The task for this run: the config's `task:`, completed by detection; computed once per
-    worker and shared by the checks."""
+    worker and shared by the checks.
+
+    Args:
+        sample: a fresh model and a training batch the caller already built; detection steps a
+            copy of the model (the caller's is left untouched). Default: build them.
+    """
     if _CACHE_KEY not in ctx.shared:
-        ctx.shared[_CACHE_KEY] = _configured_or_detected(ctx)
+        ctx.shared[_CACHE_KEY] = _configured_or_detected(ctx, sample)
     return ctx.shared[_CACHE_KEY]
 
 
-def _configured_or_detected(ctx: CheckContext) -> Task:
+def _configured_or_detected(ctx: CheckContext, sample: tuple[Any, Any] | None) -> Task:
+    import copy
+
     from mltest.seeding import isolated_global_state
 
     spec = ctx.loaded.config.task
@@ -94,8 +102,10 @@ def _configured_or_detected(ctx: CheckContext) -> Task:
         with isolated_global_state(), contextlib.suppress(Exception):
             # Detection is a courtesy: a model it cannot step is judged by shape rules, and
             # the checks themselves report what is really wrong with it.
-            model, batches = ctx.project.fresh_start(ctx.seeds[0], 1)
-            detected = detect(model, batches[0])
+            if sample is None:
+                model, batches = ctx.project.fresh_start(ctx.seeds[0], 1)
+                sample = (model, batches[0])
+            detected = detect(copy.deepcopy(sample[0]), sample[1])
     if spec.kind == "auto":
         kind, source = detected.kind, detected.source
     else:
@@ -134,13 +144,18 @@ def detect(model: Any, batch: Any) -> Task:
 
 
 def from_loss_calls(
-    calls: list[tuple[str, list[tuple[int, ...]]]],
+    calls: list[tuple],
     batch_size: int | None,
     manual: bool = False,
     optimizers: int = 1,
 ) -> Task:
-    """The task the recorded loss calls (name, shapes of the tensor arguments) point to."""
-    for name, shapes in calls:
+    """The task the recorded loss calls point to: (name, shapes of the tensor arguments), and
+    optionally whether the target (second argument) holds one-hot rows."""
+    for name, shapes, *one_hot in calls:
+        if name in _VALUE_LOSSES and one_hot and one_hot[0] and len(shapes) >= 2:
+            where = f"{name} against one-hot targets {list(shapes[1])}"
+            return Task("classification", -1, shapes[1][-1], where)
+    for name, shapes, *_ in calls:
         if name not in _CLASS_LOSSES or not shapes:
             continue
         scores = shapes[0]
@@ -151,12 +166,12 @@ def from_loss_calls(
             return Task("sequence" if flattened else "classification", axis, classes, where)
         kind = "sequence" if len(scores) == 3 else "segmentation"
         return Task(kind, 1, scores[1], where)
-    for name, shapes in calls:
+    for name, shapes, *_ in calls:
         if name in _BINARY_LOSSES and shapes:
             spatial = len(shapes[0]) >= 4
             kind = "segmentation" if spatial else "classification"
             return Task(kind, None, None, f"{name} on {list(shapes[0])}")
-    for name, shapes in calls:
+    for name, shapes, *_ in calls:
         if name in _VALUE_LOSSES:
             return Task("regression", None, None, f"{name} on {list(shapes[0]) if shapes else '?'}")
     if manual and optimizers >= 2:
@@ -177,11 +192,22 @@ def _loss_call_recorder(calls: list):
     class LossCalls(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             if getattr(func, "__name__", "") in names:
-                shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
-                calls.append((func.__name__, shapes))
+                tensors = [a for a in args if isinstance(a, torch.Tensor)]
+                target = tensors[1] if len(tensors) > 1 else None
+                calls.append((func.__name__, [tuple(t.shape) for t in tensors], _one_hot(target)))
             return func(*args, **(kwargs or {}))
 
     return LossCalls()
+
+
+def _one_hot(target: Any) -> bool:
+    """Whether a loss target holds one-hot rows (0/1 values, each row summing to 1)."""
+    if target is None or not target.is_floating_point() or target.dim() < 2:
+        return False
+    if target.shape[-1] < 2:
+        return False
+    rows = target.detach().reshape(-1, target.shape[-1])
+    return bool(((rows == 0) | (rows == 1)).all()) and bool((rows.sum(1) == 1).all())
 
 
 def _batch_size(batch: Any) -> int | None:

@@ -26,6 +26,8 @@ from mltest.config import TaskSpec
         ([("mse_loss", [(32, 784), (32, 784)])], 32, Task("regression", None, None)),
         ([("l1_loss", [(8, 1), (8, 1)]), ("cross_entropy", [(8, 3), (8,)])], 8,
          Task("classification", -1, 3)),  # a classification loss decides over an extra term
+        ([("mse_loss", [(8, 4), (8, 4)], True)], 8, Task("classification", -1, 4)),
+        ([("mse_loss", [(8, 4), (8, 4)], False)], 8, Task("regression", None, None)),
         ([], 8, Task()),
     ],
 )  # fmt: skip

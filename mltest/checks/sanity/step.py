@@ -45,7 +45,8 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
             except gradcheck.Skip as exc:
                 obs.skipped.append(f"gradient check skipped: {exc}")
         accumulate = int(ctx.trainer_settings.get("accumulate_grad_batches", 1) or 1)
-        probe = _StepProbe(obs, settings, task_of(ctx) if settings.init_loss else None)
+        task = task_of(ctx, (model, batches[0])) if settings.init_loss else None
+        probe = _StepProbe(obs, settings, task)
         # Room for a warm-up from lr 0: the probe stops the fit `steps` after the judged step.
         steps = settings.steps + settings.zero_lr_steps
         trainer = make_trainer(
