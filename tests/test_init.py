@@ -170,7 +170,7 @@ def test_a_gan_without_validation_step_gets_the_samples_judgement(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example, epochs", [("segmentation", 120), ("autoencoder", 60)])
+@pytest.mark.parametrize("example, epochs", [("segmentation", 120), ("autoencoder", 150)])
 def test_the_examples_adopt_with_one_init_and_one_baseline_update(tmp_path, example, epochs):
     config = copy_example(example, tmp_path)
     shutil.rmtree(config.parent / ".mltest")
@@ -184,3 +184,28 @@ def test_the_examples_adopt_with_one_init_and_one_baseline_update(tmp_path, exam
     assert {c.name for c in report.checks if c.status is Status.PASS} == {
         "memorization", "sanity", "regression"
     }
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("example", ["gan", "segmentation"])
+def test_init_on_cuda_records_a_baseline_that_passes_on_the_first_try(tmp_path, example):
+    # On CUDA the counts come from cuDNN's kernels: init explores there, and the baseline it
+    # makes possible is recorded under the cuda key on the first try (the GAN's fixed latents
+    # are drawn on the CPU and moved to the model's device).
+    config = copy_example(example, tmp_path)
+    text = config.read_text()
+    if example == "gan":
+        model = config.parent / "model.py"
+        source = model.read_text()
+        start, end = source.index("    def validation_step"), source.index("    def predict_step")
+        model.write_text(source[:start] + source[end:])
+        partial = text.split("seeds:")[0]
+    else:
+        partial = text[: text.index("\n# --- ")].rstrip("\n") + "\n"
+    config.write_text(partial.replace("accelerator: cpu", "accelerator: gpu"))
+    shutil.rmtree(config.parent / ".mltest", ignore_errors=True)
+    assert main(["init", "--config", str(config), "--max-epochs", "150"]) == 0
+    report = run_suite(config, tmp_path / "report", update_baselines=True)
+    assert report.verdict.exit_code == 0, [c.summary for c in report.checks]
+    memorized = next(c for c in report.checks if c.name == "memorization")
+    assert memorized.metrics["environment"].startswith("cuda-")

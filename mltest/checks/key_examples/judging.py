@@ -139,8 +139,6 @@ def _dir(ex: Example, i: int, ref: Example, r: int, preds: Predictions) -> Outco
                    severity=max(0.0, margin - moved))
 
 
-
-
 def _measured(
     ex: Example, i: int, ref: Example | None, r: int | None, preds: Predictions, class_axis
 ) -> Outcome:

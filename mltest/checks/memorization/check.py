@@ -151,7 +151,8 @@ def _record(ctx, settings, runs, median, env_key, previous):
     if median is None or hard:
         problems = "; ".join(r.problem for r in (hard or [r for r in runs if r.problem]))
         why = "" if hard else " (a baseline needs more than half of the seeds to reach it)"
-        return Status.FAIL, f"baseline not recorded{why}: {problems}", suggest(runs, settings), []
+        hint = "" if hard else suggest(runs, settings)  # a NaN or a loss of 0 is a bug
+        return Status.FAIL, f"baseline not recorded{why}: {problems}", hint, []
     import pytorch_lightning
     import torch
 
