@@ -18,7 +18,8 @@ def _sanity(tmp_path, edits=()):
 
 
 def test_the_reconstruction_loss_is_not_judged_as_a_784_class_classifier(tmp_path):
-    result = _sanity(tmp_path)
+    # With a harmless change against the committed baseline: flatten instead of view.
+    result = _sanity(tmp_path, [("x.view(x.size(0), -1)", "x.flatten(1)")])
     assert result.status is Status.PASS, result.summary
     assert not any("784" in n for n in result.notices), result.notices
     assert result.metrics["classes"] is None

@@ -44,3 +44,10 @@ def test_a_label_map_swapped_in_predict_step_flips_labels_per_pixel(tmp_path):
     assert "per-position labels in 8 examples flipped" in result.summary, result.summary
     keys = key_examples.run(ctx, context(ctx.loaded.path, "key_examples")[1])
     assert keys.status is Status.FAIL and "disc-inside" in keys.details
+
+
+def test_renaming_the_unet_is_harmless_for_the_prediction_checks(tmp_path):
+    result, ctx = _check(tmp_path, regression, "regression", [("self.net", "self.unet")])
+    assert result.status is Status.PASS, result.summary
+    keys = key_examples.run(ctx, context(ctx.loaded.path, "key_examples")[1])
+    assert keys.status is Status.PASS, keys.summary
