@@ -39,6 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     update.set_defaults(handler=_baseline_update)
     baseline.set_defaults(handler=lambda args: _usage(baseline))
 
+    init = commands.add_parser(
+        "init",
+        help="complete a partial mltest.yaml (model, data, trainer) from a short exploration: "
+        "task kind, a memorization target every seed reaches, the checks that fit",
+        description="Explore the model and data module (in a worker process) and write a "
+        "commented mltest.yaml: the task kind, a memorization target every seed reaches with "
+        "margin, max_epochs with headroom, and the checks that run on this project. Give "
+        "--config for a file holding model, data and trainer (completed in place, your lines "
+        "and comments kept), or --model and --data to start a new one.",
+        epilog="exit codes: 0 written, 1 written but the model did not memorize (memorization "
+        "left out, the reason in the file), 2 nothing explored (bad options or config, a "
+        "project that does not load)",
+    )
+    _init_args(init)
+    init.set_defaults(handler=_init)
+
     # mltest comment: post saved reports from a trusted workflow (see docs/github-action.md).
     comment = commands.add_parser("comment", help="post saved report(s) as the sticky PR comment")
     try:
@@ -87,6 +103,39 @@ def _suite_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _init_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default="mltest.yaml", help="the config to complete or create "
+        "(default: %(default)s)"
+    )
+    parser.add_argument("--model", metavar="MODULE:CLASS", help="LightningModule import path, "
+                        "relative to the config's folder (writes a new config)")
+    parser.add_argument("--data", metavar="MODULE:CLASS", help="LightningDataModule import path")
+    parser.add_argument("--model-args", default="{}", metavar="YAML",
+                        help="the model's init_args, e.g. '{lr: 0.01}'")
+    parser.add_argument("--data-args", default="{}", metavar="YAML",
+                        help="the data module's init_args, e.g. '{batch_size: 32}'")
+    parser.add_argument("--trainer", default="{}", metavar="YAML",
+                        help="Lightning Trainer arguments, e.g. '{accelerator: cpu}' (default: "
+                        "accelerator auto, one device)")
+    parser.add_argument("--max-epochs", type=_positive_int, default=300, metavar="N",
+                        help="epochs each seed explores, the most memorization's max_epochs "
+                        "can be (default: %(default)s)")
+    parser.add_argument("--batches", type=_positive_int, default=1, metavar="N",
+                        help="training batches to memorize (default: %(default)s)")
+    parser.add_argument("--time-budget", type=_positive_seconds, default=1800.0,
+                        metavar="SECONDS", help="stop the exploration after this long "
+                        "(default: %(default)g)")
+    parser.add_argument("--pass-env", action="append", default=[], metavar="NAME",
+                        help="let the model code see this environment variable (repeatable)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or int(text) > 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1..1000000, got {text!r}")
+    return int(text)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -133,6 +182,35 @@ def _suite(args: argparse.Namespace, *, update: bool) -> int:
     if update and report.verdict.exit_code == 0:
         _say("baselines written; review them with `git diff` and commit them")
     return report.verdict.exit_code
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mltest.errors import MltestError
+    from mltest.init_command import InitOptions, parse_mapping, run_init
+
+    try:
+        options = InitOptions(
+            config=Path(args.config),
+            model=args.model,
+            data=args.data,
+            model_args=parse_mapping(args.model_args, "--model-args"),
+            data_args=parse_mapping(args.data_args, "--data-args"),
+            trainer=parse_mapping(args.trainer, "--trainer"),
+            max_epochs=args.max_epochs,
+            batches=args.batches,
+            time_budget_s=args.time_budget,
+            pass_env=tuple(args.pass_env),
+        )
+    except MltestError as exc:
+        _say(str(exc))
+        return 2
+    _say(f"mltest {__version__}: init {args.config}")
+    outcome = run_init(options, say=_say)
+    for line in outcome.lines:
+        _say(line)
+    return outcome.exit_code
 
 
 def _say(text: str) -> None:

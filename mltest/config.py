@@ -150,6 +150,29 @@ class ModelUnderTest(Strict):
         return self
 
 
+# `task:` is read by the checks that interpret outputs (regression's label flips, sanity's loss
+# at init); `auto` detects it from the loss the training step computes (mltest.checks.task).
+_CLASSIFYING = ("classification", "segmentation", "sequence")
+
+
+class TaskSpec(Strict):
+    """`task:`: the model's task kind and, for classifiers, the output axis holding classes."""
+
+    kind: Literal["auto", "classification", "segmentation", "sequence", "regression",
+                  "generative"] = "auto"
+    class_axis: int | None = Field(None, ge=-8, le=8, description="default: detected")
+    classes: int | None = Field(None, ge=2, description="number of classes; default: detected")
+
+    @model_validator(mode="after")
+    def _axis_for_classifiers(self) -> TaskSpec:
+        if self.kind not in ("auto", *_CLASSIFYING) and {self.class_axis, self.classes} != {None}:
+            raise ValueError(
+                f"`class_axis` and `classes` describe class scores; kind `{self.kind}` has "
+                f"none: drop them, or name one of {', '.join(_CLASSIFYING)}"
+            )
+        return self
+
+
 class Config(Strict):
     """The whole `mltest.yaml`."""
 
@@ -160,6 +183,7 @@ class Config(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     baseline_dir: str = Field(".mltest", description="written by mltest; inside the repository")
     model_under_test: ModelUnderTest = Field(default_factory=ModelUnderTest)
+    task: TaskSpec = Field(default_factory=TaskSpec)
     checks: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("trainer")

@@ -62,7 +62,12 @@ def main() -> int:
     from mltest.seeding import prepare_process
 
     prepare_process()  # determinism settings that must precede CUDA's start
-    run_checks(job, sender)
+    if "explore" in job.extra:  # `mltest init`: measure the project instead of checking it
+        from mltest.explore import explore
+
+        explore(job, sender)
+    else:
+        run_checks(job, sender)
     sender.send("done")
     return 0
 

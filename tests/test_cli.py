@@ -21,7 +21,8 @@ def mltest(*args, cwd=None):
 def test_help_and_version_do_not_import_torch():
     probe = (
         "import sys; from mltest.cli import main\n"
-        "for argv in (['--version'], ['--help'], ['run', '--help'], ['comment', '--help']):\n"
+        "for argv in (['--version'], ['--help'], ['run', '--help'], ['comment', '--help'],\n"
+        "             ['init', '--help']):\n"
         "    try: main(argv)\n"
         "    except SystemExit: pass\n"
         "heavy = [m for m in ('torch', 'pytorch_lightning', 'pandas') if m in sys.modules]\n"

@@ -22,11 +22,12 @@ CHECKS = ("memorization", "sanity", "regression", "key_examples")
 SUPERVISOR_SIDE = ("mltest.supervisor", "mltest.worker_handle", "mltest.process_guard",
                    "mltest.run_files", "mltest.run_metadata", "mltest.cli", "mltest.render",
                    "mltest.github", "mltest.run_plan", "mltest.worker_results",
-                   "mltest.process_tree", "mltest.runner_files", "mltest.baseline_commit")
+                   "mltest.process_tree", "mltest.runner_files", "mltest.baseline_commit",
+                   "mltest.init_command", "mltest.init_yaml")
 # Import the user's code and torch: only the worker process runs them.
 WORKER_SIDE = ("mltest.worker", "mltest.project", "mltest.engine", "mltest.seeding",
                "mltest.parallel", "mltest.checks", "mltest.worker_fence",
-               "mltest.warning_notices")
+               "mltest.warning_notices", "mltest.explore")
 
 
 def _name(path: Path) -> str:

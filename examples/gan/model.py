@@ -26,6 +26,9 @@ class GAN(pl.LightningModule):
         )
         # Fixed latent points for judging: the same fake points every time they are measured.
         self.register_buffer("fixed_z", torch.randn(256, LATENT))
+        # A batch of latents, as Lightning's own attribute describes forward's input: what
+        # mltest's built-in sample judgement reads the latent shape from.
+        self.example_input_array = torch.zeros(2, LATENT)
 
     def forward(self, z):
         return self.generator(z)

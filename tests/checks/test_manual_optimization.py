@@ -10,6 +10,7 @@ import pytest
 import mltest.checks.memorization as memorization
 from bench.common import context
 from mltest.checks import sanity
+from mltest.checks.memorization import Target
 from mltest.checks.memorization.fit import train_seed
 from mltest.errors import ConfigError
 from mltest.report import Status
@@ -32,10 +33,31 @@ def test_training_step_cannot_judge_a_manual_optimization_model(tmp_path):
     memorization.validate(ctx, settings)  # auto: validation_step, accepted
 
 
-def test_a_manual_optimization_model_without_validation_step_is_refused(tmp_path):
+def test_without_validation_step_auto_picks_the_built_in_samples_judgement(tmp_path):
     ctx, settings = _gan(tmp_path, "memorization", [("def validation_step", "def _unused")])
-    with pytest.raises(ConfigError, match="judged by validation_step, which it does not define"):
+    # The example's target is validation_step's own `gap`, which the samples do not measure.
+    with pytest.raises(ConfigError, match="is judged by its samples .* `target: {metric: sample_"):
         memorization.validate(ctx, settings)
+    samples = settings.model_copy(update={"target": Target(metric="sample_gap", at_most=0.3)})
+    memorization.validate(ctx, samples)
+    run, _ = train_seed(ctx, samples, 1)
+    assert run.judge == "samples" and run.epochs is not None
+    assert run.initial_value > 0.6 and run.metric_values[run.epochs - 1] <= 0.3
+    forced = settings.model_copy(update={"judge": "validation_step"})
+    with pytest.raises(ConfigError, match="judged by validation_step, which it does not define"):
+        memorization.validate(ctx, forced)
+
+
+def test_the_samples_judgement_needs_a_latent_shape(tmp_path):
+    ctx, settings = _gan(
+        tmp_path, "memorization", [("self.example_input_array = torch.zeros(2, LATENT)", "")]
+    )
+    samples = settings.model_copy(
+        update={"judge": "samples", "target": Target(metric="sample_gap", at_most=0.3)}
+    )
+    with pytest.raises(ConfigError, match="set `checks.memorization.latent_shape: \\[100\\]`"):
+        memorization.validate(ctx, samples)
+    memorization.validate(ctx, samples.model_copy(update={"latent_shape": (4,)}))
 
 
 def test_the_gan_memorizes_judged_by_its_validation_metric(tmp_path):
@@ -69,9 +91,11 @@ def test_messages_show_the_targets_metric_not_the_generator_loss(tmp_path):
     )  # fmt: skip
     result = memorization.run(ctx, settings)
     assert result.status is Status.FAIL
-    assert "seed 0: gap " in result.summary and "target gap <= 0.4, held 3" in result.summary
+    assert "seed 0: best gap " in result.summary and "target gap <= 0.4, held 3" in result.summary
     assert "loss" not in result.summary
-    assert "| seed | epochs | gap at init | last gap | seconds |" in result.details
+    assert "| seed | epochs | gap at init | best gap (epoch) | last gap | seconds |" in (
+        result.details
+    )
     assert "judged by validation_step" in result.details
     assert result.metrics["target_quantity"] == "gap" and result.metrics["target_value"] == 0.4
 

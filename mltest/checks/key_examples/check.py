@@ -64,7 +64,7 @@ def check_labels(examples: list[Example], labels: list[str], key: str) -> None:
 
     for ex in examples:
         named = [("target", ex.target)]
-        if ex.kind == "mft" and ex.tolerance is None:
+        if ex.kind == "mft" and ex.tolerance is None and ex.measured is None:
             named.append(("expected", ex.expected))
         for column, name in named:
             if name is None or known(str(name)):
@@ -105,7 +105,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     with isolated_global_state(), watch_determinism(mode) as watch:
         raw = predict(module, batches, post, input_key(ctx))
     preds = Predictions.from_outputs(raw, settings.labels, len(examples))
-    outcomes = judge(examples, preds)
+    outcomes = judge(examples, preds, _class_axis(ctx, examples))
 
     env_key = _env_key(ctx)
     baseline, baseline_key = _baseline(ctx, env_key)
@@ -179,6 +179,15 @@ def _first_uncollatable(chunk: list[Example], collate) -> Example | None:
         except Exception:
             return ex
     return None
+
+
+def _class_axis(ctx: CheckContext, examples: list[Example]) -> int | None:
+    """The class axis of the model's outputs, when a `pixel_accuracy` row needs it."""
+    if not any(ex.measured and ex.measured.measure == "pixel_accuracy" for ex in examples):
+        return None
+    from mltest.checks.task import task_of
+
+    return task_of(ctx).class_axis
 
 
 def _env_key(ctx: CheckContext) -> str:

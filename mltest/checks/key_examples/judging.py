@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mltest.checks.key_examples import measures
 from mltest.checks.key_examples.predictions import Predictions
 from mltest.checks.key_examples.table import Example
 from mltest.errors import ProjectError
@@ -24,8 +25,11 @@ class Outcome:
     new_failure: bool = False
 
 
-def judge(examples: list[Example], preds: Predictions) -> list[Outcome]:
-    """One outcome per example, in table order."""
+def judge(
+    examples: list[Example], preds: Predictions, class_axis: int | None = None
+) -> list[Outcome]:
+    """One outcome per example, in table order. `class_axis`: where a batch output holds class
+    scores (for `measure: pixel_accuracy`)."""
     index = {ex.id: i for i, ex in enumerate(examples)}
     references: dict[str, Example] = {}
     for ex in examples:
@@ -41,6 +45,10 @@ def judge(examples: list[Example], preds: Predictions) -> list[Outcome]:
                 Outcome(ex, False, "a prediction without NaN", f"NaN in {where} prediction",
                         severity=1.0, tested=ref is not ex)
             )
+            continue
+        if ex.measured is not None:
+            at = index[ref.id] if ref is not None else None
+            outcomes.append(_measured(ex, i, ref, at, preds, class_axis))
             continue
         if ex.kind == "mft":
             outcomes.append(_mft(ex, i, preds))
@@ -138,3 +146,60 @@ def _dir(ex: Example, i: int, ref: Example, r: int, preds: Predictions) -> Outco
                    severity=max(0.0, margin - moved))
 
 
+def _measured(
+    ex: Example, i: int, ref: Example | None, r: int | None, preds: Predictions, class_axis
+) -> Outcome:
+    """A `measure` row: its output array judged as `measures` describes."""
+    spec = ex.measured
+    if preds.arrays is None:
+        raise ProjectError(
+            f"{ex.where}, column `measure`: needs one output array per example, but "
+            "predict_step (after postprocess) returned something else; return a tensor"
+        )
+    out = preds.arrays[i]
+    if ex.kind == "mft":
+        got = measures.value(spec, out, ex.expected, class_axis, fallback=_as_array(ex.input))
+        ok = measures.passes(spec, got, ex.expected, ex.tolerance)
+        return Outcome(ex, ok, measures.expectation(spec, ex.expected, ex.tolerance),
+                       f"{got:.4g}", severity=0.0 if ok else _miss(spec, got, ex))
+    if ref is ex:
+        return Outcome(ex, True, f"reference of group `{ex.group}`", "", tested=False)
+    ref_out = preds.arrays[r]
+    if spec.measure in measures.STATISTICS:
+        here = measures.value(spec, out, None, class_axis)
+        there = measures.value(spec, ref_out, None, class_axis)
+        delta, margin = here - there, ex.tolerance or 0.0
+        if ex.kind == "inv":
+            ok = abs(delta) <= margin
+            want = f"{spec.measure} within {margin:g} of `{ref.id}` ({there:.4g})"
+        else:
+            ok = (delta if ex.direction == "up" else -delta) > margin
+            want = f"{spec.measure} {ex.direction} vs `{ref.id}` ({there:.4g})"
+        return Outcome(ex, ok, want, f"{here:.4g} (Δ {delta:+.4g})",
+                       severity=0.0 if ok else abs(delta))
+    got = measures.value(spec, out, None, class_axis, fallback=ref_out)
+    ok = measures.passes(spec, got, None, None)
+    want = f"{measures.expectation(spec, None, None)} against `{ref.id}`'s output"
+    return Outcome(ex, ok, want, f"{got:.4g}", severity=0.0 if ok else _miss(spec, got, ex))
+
+
+def _miss(spec, got: float, ex: Example) -> float:
+    """How far a measured value is from passing (orders the failures)."""
+    if spec.at_least is not None and got < spec.at_least:
+        return spec.at_least - got
+    if spec.at_most is not None and got > spec.at_most:
+        return got - spec.at_most
+    if spec.measure in measures.LABELS:
+        return 1.0 - got
+    return abs(got - float(ex.expected)) if ex.expected is not None else 1.0
+
+
+def _as_array(value):
+    """An example's input as an array (the default `expected` of a reconstruction)."""
+    import numpy as np
+
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return array if array.ndim else None

@@ -15,11 +15,14 @@ class Predictions:
     label names; or a dict with any of `label` (indices or names), `scores` (2-D) and `value`.
     """
 
-    def __init__(self, labels: list[str], scores, values, classes: list[str] | None):
+    def __init__(
+        self, labels: list[str], scores, values, classes: list[str] | None, arrays=None
+    ):
         self.labels = labels  # predicted label name per example ("" when the output has none)
         self.scores = scores  # numpy [N, C] or None
         self.values = values  # numpy [N] or None
         self.classes = classes  # class names in score-column order, or None
+        self.arrays = arrays  # each example's whole output (numpy), for `measure` rows
         self.confidences = self._confidences()
         self.nan_rows = self._nan_rows()  # examples whose scores or value hold NaN
 
@@ -31,6 +34,9 @@ class Predictions:
             rows |= np.isnan(self.scores).any(axis=1)
         if self.values is not None:
             rows |= np.isnan(self.values)
+        for i, array in enumerate(self.arrays or []):  # a mask or reconstruction (`measure`)
+            if i < len(rows) and array.dtype.kind == "f" and np.isnan(array).any():
+                rows[i] = True
         return set(np.flatnonzero(rows).tolist())
 
     def _confidences(self) -> list[float | None]:
@@ -48,12 +54,13 @@ class Predictions:
     def from_outputs(cls, outputs: list, names: list[str] | None, count: int) -> Predictions:
         import numpy as np
 
-        labels, scores, values = [], [], []
+        labels, scores, values, arrays = [], [], [], []
         for out in outputs:
             label, score, value = _split(out)
             labels.append(label)
             scores.append(score)
             values.append(value)
+            arrays.append(_per_example(out))
         scores_ = np.concatenate(scores) if all(s is not None for s in scores) else None
         values_ = np.concatenate(values) if all(v is not None for v in values) else None
         classes = names
@@ -86,13 +93,16 @@ class Predictions:
         else:
             flat = [""] * count
         named = [_name(label, classes) for label in flat]
-        got = len(named)
+        whole = [a for batch in arrays for a in batch] if all(arrays) else None
+        # Array outputs with no label or score reading (masks, images) count examples by array.
+        arrays_only = whole is not None and not has_labels and scores_ is None
+        got = len(whole) if arrays_only else len(named)
         if got != count or (scores_ is not None and len(scores_) != count):
             raise ProjectError(
                 f"prediction returned {got} outputs for {count} examples; predict_step and "
                 "postprocess must return one output per example in the batch"
             )
-        return cls(named, scores_, values_, classes)
+        return cls(named, scores_, values_, classes, whole)
 
     def column(self, target: str | None, where: str) -> int:
         """Score column of a class name or index."""
@@ -130,7 +140,9 @@ def _split(out: Any) -> tuple[list | None, Any, Any]:
         label = out
     elif isinstance(out, (torch.Tensor, np.ndarray)):
         array = out.numpy() if isinstance(out, torch.Tensor) else out
-        if array.ndim == 2 and array.shape[1] > 1:
+        if array.ndim > 2:
+            pass  # a mask, an image: judged by `measure` rows on each example's array
+        elif array.ndim == 2 and array.shape[1] > 1:
             score = array
         elif np.issubdtype(array.dtype, np.integer):
             label = array.reshape(-1)
@@ -153,6 +165,16 @@ def _split(out: Any) -> tuple[list | None, Any, Any]:
     if label is not None and not isinstance(label, list):
         label = label.tolist() if hasattr(label, "tolist") else list(label)
     return label, score, value
+
+
+def _per_example(out: Any) -> list:
+    """A tensor or array output split into one numpy array per example ([] otherwise)."""
+    import numpy as np
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        out = out.float().numpy() if out.is_floating_point() else out.numpy()
+    return list(out) if isinstance(out, np.ndarray) and out.ndim >= 1 else []
 
 
 def _name(label: Any, classes: list[str] | None) -> str:

@@ -17,6 +17,8 @@ Columns (only `id`, `kind` and an input are required):
 | `tolerance` | mft: value tolerance; inv: allowed score difference; dir: minimum move     |
 | `top_k`     | mft: pass when the expected label is among the k highest scores            |
 | `tags`      | `;`-separated tags (capabilities, slices); a list in JSONL / functions     |
+| `measure`   | judge the example's output array instead of a label (see `measures`)      |
+| `region`, `at_least`, `at_most` | where and how far a `measure` must hold            |
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mltest.checks.key_examples import measures
 from mltest.errors import ConfigError, ProjectError
 
 KINDS = ("mft", "inv", "dir")
@@ -38,7 +41,7 @@ _KIND_NAMES = {
     "directional_expectation": "dir",
 }
 COLUMNS = ("id", "kind", "input", "expected", "group", "direction", "target", "tolerance",
-           "top_k", "tags")
+           "top_k", "tags", "measure", "region", "at_least", "at_most")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
 
 
@@ -57,6 +60,8 @@ class Example(NamedTuple):
         top_k: mft only; None when not given.
         tags: the example's tags, in table order.
         where: `file row N` for messages.
+        measured: for array outputs (masks, reconstructions, samples): the `measure` to judge
+            them by (`measures.Measured`), else None.
     """
 
     id: str
@@ -70,6 +75,7 @@ class Example(NamedTuple):
     top_k: int | None = None
     tags: tuple[str, ...] = ()
     where: str = ""
+    measured: Any = None
 
 
 def is_table_path(spec: str) -> bool:
@@ -251,13 +257,18 @@ def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Examp
     if isinstance(expected, str):
         expected = expected.strip()
     group = _text(row, "group")
+    measured = measures.parse(
+        kind, _text(row, "measure"), _text(row, "region"),
+        _number(_cell(row, "at_least"), at, "at_least"),
+        _number(_cell(row, "at_most"), at, "at_most"), expected, tolerance, at,
+    )  # fmt: skip
 
     if kind == "mft":
-        if expected is None:
+        if expected is None and measured is None:
             raise _fail(at, "expected", "an mft example needs an expected label or value")
-        if tolerance is not None and _number(expected, at, "expected") is None:
+        if tolerance is not None and measured is None and _number(expected, at, "expected") is None:
             raise _fail(at, "expected", "with `tolerance` the expected value must be a number")
-        if tolerance is not None and top_k is not None:
+        if top_k is not None and (tolerance is not None or measured is not None):
             raise _fail(at, "top_k", "give `top_k` (a label) or `tolerance` (a value), not both")
         for column, value_ in (("group", group), ("direction", direction)):
             if value_ is not None:
@@ -283,9 +294,9 @@ def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Examp
         id=ident,
         kind=kind,
         input=value,
-        expected=float(expected) if kind == "mft" and tolerance is not None else _label_text(
-            expected
-        ),
+        expected=expected if measured else float(expected)
+        if kind == "mft" and tolerance is not None
+        else _label_text(expected),
         group=group,
         direction=direction,
         target=_text(row, "target"),
@@ -293,6 +304,7 @@ def _example(row: dict[str, Any], where: str, input_columns: list[str]) -> Examp
         top_k=int(top_k) if top_k is not None else None,
         tags=tuple(dict.fromkeys(tags)),
         where=at,
+        measured=measured,
     )
 
 
@@ -335,6 +347,7 @@ def _validate_groups(examples: list[Example]) -> None:
                 f"{members[0].where}, column `group`: group `{name}` has one example; an "
                 f"{kinds[0]} group needs a reference and at least one example to compare"
             )
+        measures.check_group(members)
         if kinds[0] == "dir":
             reference, *others = members
             if reference.direction is not None:

@@ -3,15 +3,18 @@ many epochs does it take?
 
 Reads: the user's `training_step` / `configure_optimizers` (and `validation_step` under manual
 optimization), the first N training batches, and the recorded epoch-count baseline.
-Records: per environment, the median epoch count over the seeds, each seed's count, the
-schedule length, the median learning curve and a short history of earlier medians.
+Records: per environment, the median epoch count over the seeds, each seed's count (`null`
+for a seed that did not reach the target), the schedule length, the median learning curve and
+a short history of earlier medians.
 
 This entry imports no torch: the supervisor validates `Settings` without it, and `run` imports
 the measuring side only where checks run (the worker).
 
-Modules: `settings` (config), `judge` (which step judges the target), `fit` (one seeded,
-observed Lightning fit), `seed_run` (what a fit observed), `decide` (the verdict), `report`
-(table and charts), `check` (`validate`, `run`: train the seeds, decide, compare or record).
+Modules: `settings` (config), `judge` (which step judges the target), `samples` (the built-in
+judgement of a generative model's samples), `fit` (one seeded, observed Lightning fit),
+`seed_run` (what a fit observed), `decide` (the verdict), `report` (table and charts), `check`
+(`validate`, `run`: train the seeds, decide, compare or record; `explore`: the curves
+`mltest init` picks a target from).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from mltest.report import CheckResult
 
 
-__all__ = ["KIND", "Settings", "Target", "Tolerance", "run", "validate"]
+__all__ = ["KIND", "Settings", "Target", "Tolerance", "explore", "run", "validate"]
 
 
 def validate(ctx: CheckContext, settings: Settings) -> None:
@@ -40,3 +43,11 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     from mltest.checks.memorization.check import run as run_check
 
     return run_check(ctx, settings)
+
+
+def explore(ctx: CheckContext, settings: Settings) -> list:
+    """Each seed's learning curve over the whole budget, for `mltest init` (see
+    `mltest.checks.memorization.check.explore`)."""
+    from mltest.checks.memorization.check import explore as explore_seeds
+
+    return explore_seeds(ctx, settings)

@@ -16,10 +16,15 @@ fit, so a changed budget never changes the schedule the model sees, hence the co
 from __future__ import annotations
 
 import datetime
-import statistics
 
 from mltest.checks.base import CheckContext
-from mltest.checks.memorization.decide import decide, schedule_epochs
+from mltest.checks.memorization.decide import (
+    decide,
+    missed_notice,
+    robust_median,
+    schedule_epochs,
+    suggest,
+)
 from mltest.checks.memorization.judge import judge_for
 from mltest.checks.memorization.report import chart_metrics, details, median_curve
 from mltest.checks.memorization.settings import KIND, Settings
@@ -62,8 +67,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     status, summary, hint, notices = decide(
         runs, baseline, settings, env_key, ctx.baselines.keys(ctx.name), ctx.update_command
     )
-    medians = [r.epochs for r in runs if r.epochs is not None]
-    median = statistics.median(medians) if len(medians) == len(runs) else None
+    median = robust_median([r.epochs for r in runs])
     if ctx.update_baselines:
         status, summary, hint, notices = _record(ctx, settings, runs, median, env_key, baseline)
     if parallel_notice:
@@ -106,6 +110,15 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
 
 
 
+def explore(ctx: CheckContext, settings: Settings) -> list:
+    """Train every seed for the whole budget, as `run` would, and return each seed's
+    `SeedRun` (its curve of the target quantity): what `mltest init` chooses a target from.
+    Give it a target that is never met, or the fits stop there."""
+    seeds = settings.seeds or ctx.seeds
+    outcomes, _ = _train_seeds(ctx, settings, seeds, settings.max_epochs)
+    return [seed_run for seed_run, _ in outcomes]
+
+
 def _train_seeds(ctx, settings: Settings, seeds: list[int], schedule: int):
     """Train every seed, in forked workers when asked for and possible; results in seed order."""
     from mltest.checks.memorization.fit import train_seed  # Lightning: only where checks run
@@ -131,10 +144,15 @@ def _train_seeds(ctx, settings: Settings, seeds: list[int], schedule: int):
 
 
 def _record(ctx, settings, runs, median, env_key, previous):
-    """Under `mltest baseline update`: write the new baseline when every seed memorized."""
-    if median is None or any(r.problem for r in runs):
-        problems = "; ".join(r.problem for r in runs if r.problem)
-        return Status.FAIL, f"baseline not recorded: {problems}", "", []
+    """Under `mltest baseline update`: write the new baseline when a majority of the seeds
+    memorized (the others are recorded as not reached) and none met the target at init or
+    went non-finite."""
+    hard = [r for r in runs if r.met_before_training or r.nonfinite]
+    if median is None or hard:
+        problems = "; ".join(r.problem for r in (hard or [r for r in runs if r.problem]))
+        why = "" if hard else " (a baseline needs more than half of the seeds to reach it)"
+        hint = "" if hard else suggest(runs, settings)  # a NaN or a loss of 0 is a bug
+        return Status.FAIL, f"baseline not recorded{why}: {problems}", hint, []
     import pytorch_lightning
     import torch
 
@@ -155,5 +173,7 @@ def _record(ctx, settings, runs, median, env_key, previous):
     }
     ctx.baselines.put(ctx.name, env_key, entry)
     was = f" (was {previous['median']:g})" if previous else ""
-    return Status.PASS, f"baseline recorded for {env_key}: {median:g} epochs{was}", "", []
+    missed = [r for r in runs if r.epochs is None]
+    notices = [missed_notice(missed, settings)] if missed else []
+    return Status.PASS, f"baseline recorded for {env_key}: {median:g} epochs{was}", "", notices
 

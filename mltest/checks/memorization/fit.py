@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from mltest.checks.base import CheckContext
-from mltest.checks.memorization.judge import judge_for
+from mltest.checks.memorization.judge import judge_for, judging_step
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.checks.memorization.settings import Settings, Target
 from mltest.errors import ProjectError
@@ -91,6 +91,7 @@ class _Probe(_lightning_callback_base()):
         self.hold = settings.hold
         self.budget = settings.max_epochs
         self.step = result.judge
+        self.settings = settings
         self.streak = 0  # consecutive judgements that met the target, up to now
         self.batches = batches
         self.deadline = deadline
@@ -99,6 +100,7 @@ class _Probe(_lightning_callback_base()):
 
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
+        self.step = judging_step(self.step, pl_module, self.settings)
         loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:
@@ -197,8 +199,9 @@ def _nonfinite_parameters(module) -> str:
 def evaluate(
     module, batches: list, target: Target, step: str = "training_step"
 ) -> tuple[float | None, dict[str, float]]:
-    """Mean loss and metrics of `step` (`training_step` or `validation_step`) over the
-    batches, in eval mode, no grad. A validation_step need not return a loss (None then).
+    """Mean loss and metrics of `step` (`training_step`, `validation_step`, or a callable
+    such as the samples judgement) over the batches, in eval mode, no grad. A validation_step
+    need not return a loss (None then).
 
     Values the module logs with `self.log` are captured for metric targets. Each submodule's
     train/eval flag is put back exactly as it was (a user may keep some layers in eval). The
@@ -228,7 +231,7 @@ def evaluate(
         module.eval()
         with torch.no_grad():
             for index, batch in enumerate(batches):
-                out = getattr(module, step)(batch, index)
+                out = (step if callable(step) else getattr(module, step))(batch, index)
                 if isinstance(out, dict):
                     for name, value in out.items():
                         if name != "loss":

@@ -14,14 +14,23 @@ def details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> s
     from mltest.render.safe import cell
 
     q = cell(settings.target.quantity)
-    rows = [f"| seed | epochs | {q} at init | last {q} | seconds |", "|---|---|---|---|---|"]
+    from mltest.target_choice import best
+
+    rows = [
+        f"| seed | epochs | {q} at init | best {q} (epoch) | last {q} | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in runs:
-        epochs = r.epochs if r.epochs is not None else "—"
+        epochs = r.epochs if r.epochs is not None else "not reached"
         first, last = shown_number(r.initial_value), shown_number(r.final_value)
-        rows.append(f"| {r.seed} | {epochs} | {first} | {last} | {r.seconds:.1f} |")
+        found = best(r.curve, settings.target.lower_is_better)
+        top = f"{shown_number(found[0])} ({found[1]})" if found else "—"
+        rows.append(f"| {r.seed} | {epochs} | {first} | {top} | {last} | {r.seconds:.1f} |")
     held = f", held for {settings.hold} epochs in a row" if settings.hold > 1 else ""
     judge = runs[0].judge if runs else "training_step"
     by = f", judged by {judge} in eval mode" if judge != "training_step" else ""
+    if judge == "samples":
+        by = ", judged by the built-in samples judgement (fixed latents against the batch)"
     lines = [
         f"Target: {cell(settings.target.describe())}{held} on the first {settings.batches} "
         f"batch(es){by}.",
@@ -34,22 +43,13 @@ def details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> s
     return "\n".join(lines)
 
 
-def _curve(run_: SeedRun, target: Target) -> list[float]:
-    """The target quantity at init, then after each epoch (empty when never measured)."""
-    if target.metric is None:
-        first, rest = run_.initial_loss, run_.losses
-    else:
-        first, rest = run_.initial_metric, run_.metric_values
-    return ([] if first is None else [first]) + list(rest)
-
-
 def median_curve(runs: list[SeedRun], target: Target, points: int = 100) -> list[list[float]]:
     """The seeds' median curve of the target quantity as ``[epoch, value]`` pairs, epoch 0 being
     the fresh init, up to the median epoch count and thinned to about ``points`` pairs.
 
     A seed that reached the target stopped training; it counts with its last value after that.
     """
-    curves = [c for c in (_curve(r, target) for r in runs) if c]
+    curves = [c for c in (r.curve for r in runs) if c]
     counts = [r.epochs for r in runs if r.epochs is not None]
     if not curves or not counts:
         return []
@@ -69,6 +69,6 @@ def chart_metrics(runs: list[SeedRun], target: Target, baseline: dict | None) ->
         "target_quantity": target.quantity,
         "target_value": target.value,
         "target_relation": target.relation,
-        "curves": {str(r.seed): _curve(r, target) for r in runs},
+        "curves": {str(r.seed): r.curve for r in runs},
         "baseline_curve": (baseline or {}).get("curve") or [],
     }

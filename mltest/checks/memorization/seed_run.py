@@ -35,6 +35,13 @@ class SeedRun:
             return self.final_loss
         return self.metric_values[-1] if self.metric_values else None
 
+    @property
+    def curve(self) -> list[float]:
+        """The target quantity at init, then after each epoch (empty when never measured)."""
+        first = self.initial_value
+        rest = self.losses if self.quantity == "loss" else self.metric_values
+        return ([] if first is None else [first]) + list(rest)
+
     def shown(self, when: str) -> str:
         """`loss 0.7` / `d_gap 0.31` at init (`when="init"`) or at the last judgement."""
         value = self.initial_value if when == "init" else self.final_value

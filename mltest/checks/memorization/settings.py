@@ -11,6 +11,7 @@ from mltest.checks.base import CheckSettings
 from mltest.config import Strict
 
 KIND = "memorization"
+MAX_LATENT = 65_536
 
 
 class Target(Strict):
@@ -56,6 +57,20 @@ class Target(Strict):
             return "<"
         return "≤" if self.at_most is not None else "≥"
 
+    @property
+    def lower_is_better(self) -> bool:
+        """True for a loss or a distance (`loss_below`, `at_most`), False for `at_least`."""
+        return self.at_least is None
+
+    def as_yaml(self, value: float | None = None) -> str:
+        """The target as mltest.yaml writes it, e.g. `{loss_below: 0.1}`, optionally with
+        another threshold."""
+        value = self.value if value is None else value
+        if self.loss_below is not None:
+            return f"{{loss_below: {value:g}}}"
+        bound = "at_most" if self.at_most is not None else "at_least"
+        return f"{{metric: {self.metric}, {bound}: {value:g}}}"
+
     def describe(self) -> str:
         if self.loss_below is not None:
             return f"loss < {self.loss_below:g}"
@@ -97,16 +112,28 @@ class Settings(CheckSettings):
         1, ge=1, le=256,
         description="torch intra-op threads per seed on the CPU; counts depend on it",
     )
-    judge: Literal["auto", "training_step", "validation_step"] = Field(
+    judge: Literal["auto", "training_step", "validation_step", "samples"] = Field(
         "auto",
-        description="the step that measures the target in eval mode, no grad; `auto`: "
-        "validation_step under manual optimization, else training_step",
+        description="what measures the target in eval mode, no grad; `samples`: the built-in "
+        "`sample_gap` of generated samples against the real batch; `auto`: training_step, or "
+        "under manual optimization validation_step when defined, else samples",
+    )
+    latent_shape: tuple[int, ...] | None = Field(
+        None, description="shape of one latent vector for `judge: samples`; default: from "
+        "the model's example_input_array or latent_dim",
     )
     hold: int = Field(
         1, ge=1, le=100,
         description="consecutive judgements the target must hold (oscillating metrics); the "
         "count is the epoch of the first",
     )
+
+    @field_validator("latent_shape")
+    @classmethod
+    def _latent_sizes(cls, value):
+        if value is not None and (not value or any(n < 1 or n > MAX_LATENT for n in value)):
+            raise ValueError(f"a latent shape is 1 or more sizes in 1..{MAX_LATENT}")
+        return value
 
     @field_validator("workers")
     @classmethod

@@ -112,8 +112,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         "atol": settings.atol,
     }
 
+    flips = _flip_rule(ctx, settings)
+    metrics["task"] = flips.pop("described")
     tolerances = output_tolerances(settings, first, noise={}, cross=False)
-    rerun = compare_outputs(first_batch, second, per_output=tolerances, task=settings.task)
+    rerun = compare_outputs(first_batch, second, per_output=tolerances, **flips)
     if not rerun.ok:
         return CheckResult(
             **base,
@@ -159,9 +161,9 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         golden.arrays,
         first,
         per_output=tolerances,
-        task=settings.task,
         worst=settings.worst,
         labels_only=cross,
+        **flips,
     )
     golden_inputs = golden.metadata.get("inputs", {})
     inputs_changed = _inputs_changed(golden_inputs, input_hash, inputs)
@@ -202,6 +204,25 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
 
 
 _OUTPUTS = "predict_step outputs (after post-processing)"
+
+
+def _flip_rule(ctx: CheckContext, settings: Settings) -> dict[str, Any]:
+    """Which outputs count label flips, along which axis: `checks.regression.task` when set,
+    else the model's task (`mltest.checks.task`: from the config's `task:` or the loss), and
+    the shape rule (2-D float outputs) when neither tells."""
+    from mltest.checks.task import task_of
+
+    task = task_of(ctx)
+    axis = ctx.loaded.config.task.class_axis
+    if settings.task != "auto":
+        rule = {"task": settings.task, "class_axis": -1 if axis is None else axis}
+    elif task.kind is None:
+        rule = {"task": "auto"}
+    elif task.has_class_axis:
+        rule = {"task": "classification", "class_axis": task.class_axis, "classes": task.classes}
+    else:
+        rule = {"task": "regression"}
+    return {**rule, "described": task.describe()}
 
 
 def _inputs_changed(golden_inputs: dict[str, Any], input_hash: str, inputs: Any) -> bool:

@@ -3,7 +3,8 @@
 Floats compare with `|got - golden| <= atol + rtol * |golden|` (NaN equals NaN, an infinity
 only itself); integers, booleans and strings compare exactly. Names and shapes are checked both
 ways. The result says how many values moved, by how much, where the worst ones are, and for
-classifier outputs how many predicted labels (argmax over the last axis) flipped.
+classifier outputs how many predicted labels (argmax over the class axis: the last one for
+`[B, C]`, axis 1 for a segmentation's `[B, C, H, W]`, so labels flip per pixel) flipped.
 
 Ragged outputs (variable-length sequences, padded per batch) carry each example's extent
 (`<name>#extent`, see `golden.flatten_batches`); they are compared example by example
@@ -17,7 +18,7 @@ of each other (a tie that float noise may break either way).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -29,6 +30,13 @@ Task = Literal["auto", "classification", "regression"]
 Value = Any  # np.ndarray, or list[str] for string outputs
 
 
+class _ClassAxis(NamedTuple):
+    """Where a classifier output holds its class scores, and how many there are (if known)."""
+
+    axis: int = -1
+    classes: int | None = None
+
+
 def compare_outputs(
     golden: Mapping[str, Value],
     got: Mapping[str, Value],
@@ -38,6 +46,8 @@ def compare_outputs(
     task: Task = "auto",
     worst: int = 10,
     labels_only: bool = False,
+    class_axis: int = -1,
+    classes: int | None = None,
 ) -> Comparison:
     """Compare every named output; names present on one side only are reported, not skipped.
 
@@ -46,12 +56,16 @@ def compare_outputs(
         got: name -> array (or list of strings) from this run.
         default: tolerance for float outputs without their own.
         per_output: name -> tolerance overriding the default.
-        task: `classification` counts label flips on every float output of 2+ dimensions;
-            `auto` only on 2-D float outputs with 2+ columns; `regression` never.
+        task: `classification` counts label flips on every float output of 2+ dimensions
+            (with `classes` entries on `class_axis`, when given); `auto` only on 2-D float
+            outputs with 2+ columns; `regression` never.
         worst: how many of the most-moved values to keep per output.
         labels_only: judge classifier outputs on their labels only (values are still
             measured and reported); other outputs stay judged on values.
+        class_axis: the axis holding class scores, for `classification`.
+        classes: how many classes a classifier output has on `class_axis`, when known.
     """
+    axis = _ClassAxis(class_axis, classes)
     per_output = per_output or {}
     diffs = []
     extents = {n for n in set(golden) | set(got) if n.endswith(EXTENT)}
@@ -68,7 +82,7 @@ def compare_outputs(
                     name, golden[name], got[name], golden.get(key), got.get(key), tol, task, worst
                 )
             else:
-                diff = compare_one(name, golden[name], got[name], tol, task, worst)
+                diff = compare_one(name, golden[name], got[name], tol, task, worst, axis)
             if labels_only and diff.flipped is not None:
                 diff.judged_on = "labels"
             diffs.append(diff)
@@ -76,7 +90,13 @@ def compare_outputs(
 
 
 def compare_one(
-    name: str, golden: Value, got: Value, tol: Tolerance, task: Task = "auto", worst: int = 10
+    name: str,
+    golden: Value,
+    got: Value,
+    tol: Tolerance,
+    task: Task = "auto",
+    worst: int = 10,
+    axis: _ClassAxis | None = None,
 ) -> OutputDiff:
     """Compare one output; see `compare_outputs`."""
     if isinstance(golden, list) or isinstance(got, list):
@@ -92,7 +112,7 @@ def compare_one(
     examples = golden.shape[0] if golden.ndim else 1
     if kind_g != "float":
         return _compare_exact(name, golden, got, examples, worst)
-    return _compare_float(name, golden, got, tol, task, examples, worst)
+    return _compare_float(name, golden, got, tol, task, examples, worst, axis or _ClassAxis())
 
 
 def compare_ragged(
@@ -198,7 +218,7 @@ def _compare_exact(name, golden, got, examples, worst) -> OutputDiff:
     )
 
 
-def _compare_float(name, golden, got, tol, task, examples, worst) -> OutputDiff:
+def _compare_float(name, golden, got, tol, task, examples, worst, axis) -> OutputDiff:
     # Native float32 (or wider) arithmetic, in place: 10 million values in well under a
     # second. Close values subtract exactly in float32 (Sterbenz), so no float64 copy is needed.
     dtype = np.result_type(golden.dtype, got.dtype, np.float32)
@@ -247,8 +267,9 @@ def _compare_float(name, golden, got, tol, task, examples, worst) -> OutputDiff:
             for i in moved_at[top]
         ]
         diff.histogram = abs_diff_histogram(abs_diff, moved_mask)
-    if _is_classifier(golden, task):
-        diff.flipped, diff.ties = _flips(golden, got, tol)
+    if _is_classifier(golden, task, axis):
+        diff.flipped, diff.ties = _flips(golden, got, tol, axis.axis)
+        diff.labels = golden.size // golden.shape[axis.axis]
     return diff
 
 
@@ -281,8 +302,12 @@ def abs_diff_histogram(abs_diff: np.ndarray, moved: np.ndarray, bins: int = 12) 
     return result
 
 
-def _flips(golden: np.ndarray, got: np.ndarray, tol: Tolerance) -> tuple[int, int]:
-    """Changed argmax labels, and how many of them the golden scored as a near-tie."""
+def _flips(
+    golden: np.ndarray, got: np.ndarray, tol: Tolerance, axis: int = -1
+) -> tuple[int, int]:
+    """Changed argmax labels (one per position: per pixel when the classes are on axis 1 of
+    `[B, C, H, W]`), and how many of them the golden scored as a near-tie."""
+    golden, got = np.moveaxis(golden, axis, -1), np.moveaxis(got, axis, -1)
     was, now = golden.argmax(axis=-1), got.argmax(axis=-1)
     changed = was != now
     flipped = int(np.count_nonzero(changed))
@@ -295,8 +320,13 @@ def _flips(golden: np.ndarray, got: np.ndarray, tol: Tolerance) -> tuple[int, in
     return flipped, int(ties)
 
 
-def _is_classifier(array: np.ndarray, task: Task) -> bool:
-    if task == "regression" or array.ndim < 2 or array.shape[-1] < 2 or array.size == 0:
+def _is_classifier(array: np.ndarray, task: Task, axis: _ClassAxis) -> bool:
+    if task == "regression" or array.ndim < 2 or array.size == 0:
+        return False
+    if not -array.ndim <= axis.axis < array.ndim:
+        return False
+    width = array.shape[axis.axis]
+    if width < 2 or (axis.classes is not None and width != axis.classes):
         return False
     return task == "classification" or array.ndim == 2
 

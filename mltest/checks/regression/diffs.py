@@ -40,6 +40,8 @@ class OutputDiff:
         ties: of those, flips between labels the golden scored within tolerance of each other.
         judged_on: `values` (every value within tolerance) or `labels` (no flip but ties).
         examples: examples (first-axis rows) in the output.
+        labels: predicted labels in a classifier output: one per example, or one per pixel
+            or token when the classes are on another axis than the last of `[B, C]`.
         worst: the worst values, most-moved first.
     """
 
@@ -56,6 +58,7 @@ class OutputDiff:
     ties: int = 0
     judged_on: Literal["values", "labels"] = "values"
     examples: int = 0
+    labels: int = 0
     worst: list[Worst] = field(default_factory=list)
     histogram: dict[str, Any] | None = None
 

@@ -116,10 +116,9 @@ def cross_summary(comparison: Any, golden_key: str) -> str:
     labels = [d for d in comparison.outputs if d.judged_on == "labels"]
     parts = []
     if labels:
-        examples = max(d.examples for d in labels)
         ties = sum(d.ties for d in labels)
         tie_note = f" ({ties} near-tie(s) flipped, within float noise)" if ties else ""
-        parts.append(f"predicted labels of {examples} examples match{tie_note}")
+        parts.append(f"predicted labels of {labelled(labels)[0]} match{tie_note}")
     exact = [d for d in comparison.outputs if d.exact]
     if exact:
         parts.append(f"{sum(d.total for d in exact)} exact output values match")
@@ -135,8 +134,7 @@ def moved_sentence(comparison: Any) -> str:
     by_labels = [d for d in comparison.outputs if d.judged_on == "labels" and not d.ok]
     if by_labels:
         flips = sum(d.real_flips for d in by_labels)
-        examples = max(d.examples for d in by_labels)
-        text = f"{flips} predicted label(s) of {examples} examples flipped"
+        text = f"{flips} predicted label(s) of {labelled(by_labels)[0]} flipped"
         others = [d for d in comparison.moved_outputs if d.judged_on == "values"]
         if others:
             moved = sum(d.moved for d in others)
@@ -151,11 +149,8 @@ def moved_sentence(comparison: Any) -> str:
     worst = max(comparison.moved_outputs, key=lambda d: d.moved / max(d.total, 1), default=None)
     flipped = comparison.flipped
     if flipped:
-        examples = max(d.examples for d in comparison.outputs if d.flipped is not None)
-        lead = (
-            f"{flipped} predicted label(s) of {examples} examples flipped "
-            f"({pct(flipped, examples)})"
-        )
+        shown, count = labelled([d for d in comparison.outputs if d.flipped is not None])
+        lead = f"{flipped} predicted label(s) of {shown} flipped ({pct(flipped, count)})"
         return f"{lead}; {text}"
     if worst is not None and len(comparison.outputs) > 1 and worst.moved < comparison.total:
         noun = "labels" if worst.exact else "values"
@@ -165,6 +160,16 @@ def moved_sentence(comparison: Any) -> str:
         )
         return f"{lead}; {text}"
     return text
+
+
+def labelled(diffs: list) -> tuple[str, int]:
+    """(`24 examples`, 24), or (`24,576 per-pixel labels of 24 examples`, 24576) when the
+    classes sit on another axis than the last of `[B, C]` (segmentation, sequences)."""
+    examples = max(d.examples for d in diffs)
+    labels = max(d.labels or d.examples for d in diffs)
+    if labels > examples:
+        return f"{labels:,} per-position labels in {examples} examples", labels
+    return f"{examples} examples", examples
 
 
 def pct(part: int, whole: int) -> str:
@@ -221,7 +226,7 @@ def details_markdown(description: str, comparison: Any, left: str, right: str) -
                 stats = "exact | — | — | —"
             else:
                 stats = f"{d.max_abs:.3g} | {d.mean_abs:.3g} | {d.max_rel:.3g} | {d.mean_rel:.3g}"
-            flipped = "—" if d.flipped is None else f"{d.flipped} of {d.examples}"
+            flipped = "—" if d.flipped is None else f"{d.flipped} of {d.labels or d.examples}"
             lines.append(
                 f"| `{d.name}` | {d.total} | {d.moved} ({pct(d.moved, d.total)}) | {stats} "
                 f"| {flipped} |"

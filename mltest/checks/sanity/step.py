@@ -28,6 +28,7 @@ _NORM_TYPES = (torch.nn.modules.batchnorm._NormBase,)
 
 def observe_step(ctx, settings, seed: int) -> StepObs:
     """Fit `settings.steps` steps of a fresh seeded model on the first training batch."""
+    from mltest.checks.task import task_of
     from mltest.engine import FixedBatches, device_key, make_trainer, quiet
     from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
@@ -44,7 +45,8 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
             except gradcheck.Skip as exc:
                 obs.skipped.append(f"gradient check skipped: {exc}")
         accumulate = int(ctx.trainer_settings.get("accumulate_grad_batches", 1) or 1)
-        probe = _StepProbe(obs, settings)
+        task = task_of(ctx, (model, batches[0])) if settings.init_loss else None
+        probe = _StepProbe(obs, settings, task)
         # Room for a warm-up from lr 0: the probe stops the fit `steps` after the judged step.
         steps = settings.steps + settings.zero_lr_steps
         trainer = make_trainer(
@@ -77,9 +79,10 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
 class _StepProbe(pytorch_lightning.Callback):
     """Snapshots around the first step; its hooks live only while that step runs."""
 
-    def __init__(self, obs: StepObs, settings):
+    def __init__(self, obs: StepObs, settings, task=None):
         self.obs = obs
         self.settings = settings
+        self.task = task  # the model's task, for the loss expected at init
         self.stepped = False
         self.error: Exception | None = None
         self.handles: list = []
@@ -255,7 +258,7 @@ class _StepProbe(pytorch_lightning.Callback):
         self._finish_finiteness()
         if self.settings.init_loss:
             self.obs.init = init_loss.observe(
-                self.obs.loss, self.output or [], self.batch, self.settings.classes
+                self.obs.loss, self.output or [], self.batch, self.settings.classes, self.task
             )
 
     def _restart(self) -> None:

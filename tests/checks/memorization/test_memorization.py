@@ -182,7 +182,7 @@ def test_decide_reports_a_seed_that_never_memorized():
     stuck = runs(5, 5) + [SeedRun(seed=9, epochs=None, initial_loss=1.0, final_loss=0.7)]
     status, summary, _, _ = decide(stuck, {"median": 5}, Settings(), "cpu", [], "CMD")
     assert status is Status.FAIL
-    assert "on 1 of 3 seeds (seed 9: loss 0.7" in summary
+    assert "on 1 of 3 seeds (the baseline allows 0): seed 9: loss 0.7" in summary
 
 
 def test_seeds_in_forked_workers_give_the_sequential_counts(tmp_path):

@@ -7,8 +7,11 @@ targets that leak into the input); far above it, a saturated output layer or a s
 mean was meant. A model that starts elsewhere on purpose (pretrained, a prior-bias init) has
 its first loss recorded in the baseline and is compared with that instead.
 
-The labels are found in the batch: an integer tensor shaped like the output without its last
-dimension, with values in [0, C), or float one-hot rows of width C.
+The labels are found in the batch: an integer tensor shaped like the output without its class
+axis (the last one, or the one the model's task names: axis 1 of a segmentation's
+`[B, C, H, W]`), with values in [0, C), or float one-hot rows of width C. A model whose task
+is not classification (`mltest.checks.task`: an MSE autoencoder, a GAN) has no ln C to
+expect: only its baseline's first loss is compared.
 """
 
 from __future__ import annotations
@@ -27,14 +30,35 @@ BASELINE = 2.0  # ... and this factor from the baseline's first loss
 
 
 def observe(
-    loss: float | None, output: list, batch: Any, classes: int | None
+    loss: float | None, output: list, batch: Any, classes: int | None, task: Any = None
 ) -> InitLossObs | None:
-    """What the first loss should be, from the step's output and batch (None: no loss)."""
+    """What the first loss should be, from the step's output and batch (None: no loss).
+
+    `task` (a `mltest.checks.task.Task`) says whether the model classifies and on which
+    output axis; None or an unknown kind: the classes are on the last axis.
+    """
     if loss is None:
         return None
     obs = InitLossObs(loss=loss)
-    logits = next((t for t in output if t.dim() >= 2 and t.shape[-1] >= 2), None)
-    width = classes or (int(logits.shape[-1]) if logits is not None else None)
+    known = task is not None and task.kind is not None
+    if known and not task.has_class_axis and not classes:
+        return obs  # a regression or generative loss: no ln C to expect
+    axis = task.class_axis if known and task.has_class_axis else -1
+    width = classes or (task.classes if known else None)
+    logits = next(
+        (
+            t
+            for t in output
+            if t.dim() >= 2
+            and -t.dim() <= axis < t.dim()
+            and t.shape[axis] >= 2
+            and (width is None or t.shape[axis] == width)
+        ),
+        None,
+    )
+    if logits is not None:
+        logits = logits.movedim(axis, -1)  # classes last, as the label tests expect
+    width = width or (int(logits.shape[-1]) if logits is not None else None)
     if width is None:
         return obs
     for where, t in _tensors_with_keys(batch):
