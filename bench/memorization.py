@@ -119,21 +119,28 @@ def measure_row(
     folder: Path | None = None,
 ) -> dict[str, Any]:
     """Per-epoch milliseconds of every side, their spread, and each side's ratio to `plain`."""
+    from mltest.checks.base import Deadline
     from mltest.checks.memorization import run
 
     short, long = epochs
     configs = {n: _speed_config(sections, device, n, threads, folder=folder) for n in epochs}
     contexts = {n: context(path, "memorization") for n, path in configs.items()}
     plain = PlainLoop(configs[short], device, threads)
-    sides: dict[str, Callable[[int], Any]] = {
-        "plain": lambda n: plain.train(n),
-        "judged": lambda n: plain.train(n, judged=True),
-        "check": lambda n: run(*contexts[n]),
-    }
+
+    def check(n: int) -> Any:
+        ctx, settings = contexts[n]
+        ctx.deadline = Deadline(ctx.name, settings.time_budget_s)  # a budget per run, as a run
+        return run(ctx, settings)
 
     def check_lightning(n: int) -> Any:
         with _lightnings_loop():
-            return run(*contexts[n])
+            return check(n)
+
+    sides: dict[str, Callable[[int], Any]] = {
+        "plain": lambda n: plain.train(n),
+        "judged": lambda n: plain.train(n, judged=True),
+        "check": check,
+    }
 
     sides["check_lightning"] = check_lightning
     if device == "cuda":
