@@ -1,30 +1,49 @@
-"""Sections 1 and 2: the memorization check against a plain PyTorch loop, and seeds.
+"""Memorization against what a user compares it with: the same model trained by hand.
 
-The plain loop does what the check does, without Lightning: same seeded model and batches,
-the model's own `training_step` and `configure_optimizers`, and the same eval-mode loss over
-the batches before training and after every epoch. The target is unreachable (loss < 0) so
-both run exactly the same number of epochs.
+Every row times four ways of training the same seeded model on the same batch, in the same
+process, at the same torch thread count:
+
+- `plain`: the loop a person would write (`bench.plain_loop`): the LightningModule's own
+  `training_step`, `backward` and optimizer, and nothing else;
+- `judged`: that loop plus the least a memorization check must add each epoch, the eval-mode
+  loss on the batch read back as a float: the floor any exact per-epoch judgement stands on;
+- `check`: the memorization check itself (`run`, one seed, its default lean loop);
+- `check_lightning`: the same check with Lightning's own fit loop (what the lean loop saves).
+
+On CUDA a fifth, `plain_deterministic`, is the plain loop under the check's default
+determinism mode (`trainer.deterministic: warn`), to show what deterministic kernels cost apart
+from what mltest adds. The target is unreachable (loss < 0), so every run trains exactly the
+epochs asked. Per epoch = (long run - short run) / (long - short epochs), which cancels each
+side's fixed cost (Trainer, data, first call); rounds interleave the sides (the order reverses
+every other round) and the figures are medians over rounds with their spread (min-max), the
+ratios medians of per-round ratios.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from bench.common import alternate, best, context, paired_ratio, write_config
+from bench import common
+from bench.common import alternate, best, context, write_config
+from bench.plain_loop import PlainLoop
 
 SIZES = {
     # name: model section, data section, (short, long) epoch counts
     "tiny": (
         {"class": "bench.models:TinyNet"},
         {"class": "bench.models:BenchData", "init_args": {"kind": "table"}},
-        (40, 160),
+        (40, 320),
     ),
     "medium": (
         {"class": "bench.models:MediumNet", "init_args": {"width": 16}},
         {"class": "bench.models:BenchData", "init_args": {"kind": "images", "rows": 256}},
-        (5, 20),
+        (5, 40),
     ),
 }
 
@@ -44,82 +63,151 @@ def _config(
     return write_config(checks, model=model, data=data, seeds=list(seeds))
 
 
-def plain_loop(ctx, settings, seed: int) -> int:
-    """Train like the check, in plain PyTorch; returns the epochs run."""
-    import torch
+# --- the measurement every row shares -------------------------------------------------------
 
-    from mltest.checks.memorization.fit import seed_threads
-    from mltest.engine import device_for
-    from mltest.seeding import apply_determinism, determinism_mode, isolated_global_state
 
-    device = device_for(ctx.trainer_settings)
-    with isolated_global_state():
-        model, batches = ctx.project.fresh_start(seed, settings.batches)
-        apply_determinism(determinism_mode(ctx.trainer_settings))  # as the check runs
-        if device.type == "cpu":
-            torch.set_num_threads(seed_threads(settings.threads))
-        model = model.to(device)
-        batches = [[t.to(device) for t in batch] for batch in batches]
-        optimizer = model.configure_optimizers()
+def _speed_config(
+    sections: tuple[dict, dict],
+    device: str,
+    epochs: int,
+    threads: int = 1,
+    seeds=(0,),
+    folder: Path | None = None,
+) -> Path:
+    """A memorization config with an unreachable target; in `folder` when the model's module
+    lives there, else in a fresh temp dir (classes in `bench.models`)."""
+    model, data = sections
+    checks = {
+        "memorization": {
+            "batches": 1,
+            "max_epochs": epochs,
+            "target": {"loss_below": 0.0},
+            "threads": threads,
+        }
+    }
+    trainer = {"accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1}
+    path = write_config(checks, model=model, data=data, seeds=list(seeds), trainer=trainer)
+    if folder is None:
+        return path
+    moved = folder / f"mltest-{epochs}-{threads}-{len(list(seeds))}.yaml"
+    moved.write_text(path.read_text())
+    return moved
 
-        def eval_loss() -> float:
-            model.eval()
-            with torch.no_grad():
-                losses = [float(model.training_step(b, i)) for i, b in enumerate(batches)]
-            model.train()
-            return sum(losses) / len(losses)
 
-        met = settings.target.met
-        if met(eval_loss(), {}):
-            return 0
-        for epoch in range(1, settings.max_epochs + 1):
-            model.train()
-            for index, batch in enumerate(batches):
-                optimizer.zero_grad()
-                model.training_step(batch, index).backward()
-                optimizer.step()
-            if met(eval_loss(), {}):
-                return epoch
-        return settings.max_epochs
+@contextlib.contextmanager
+def _lightnings_loop():
+    """The check with Lightning's own fit loop instead of mltest's lean one."""
+    import functools
+
+    from mltest.checks.memorization import fit
+
+    lean = fit.train_seed
+    fit.train_seed = functools.partial(lean, lean=False)
+    try:
+        yield
+    finally:
+        fit.train_seed = lean
+
+
+def measure_row(
+    sections: tuple[dict, dict],
+    device: str,
+    epochs: tuple[int, int],
+    *,
+    threads: int = 1,
+    rounds: int = 5,
+    folder: Path | None = None,
+) -> dict[str, Any]:
+    """Per-epoch milliseconds of every side, their spread, and each side's ratio to `plain`."""
+    from mltest.checks.base import Deadline
+    from mltest.checks.memorization import run
+
+    short, long = epochs
+    configs = {n: _speed_config(sections, device, n, threads, folder=folder) for n in epochs}
+    contexts = {n: context(path, "memorization") for n, path in configs.items()}
+    plain = PlainLoop(configs[short], device, threads)
+
+    def check(n: int) -> Any:
+        ctx, settings = contexts[n]
+        ctx.deadline = Deadline(ctx.name, settings.time_budget_s)  # a budget per run, as a run
+        return run(ctx, settings)
+
+    def check_lightning(n: int) -> Any:
+        with _lightnings_loop():
+            return check(n)
+
+    sides: dict[str, Callable[[int], Any]] = {
+        "plain": lambda n: plain.train(n),
+        "judged": lambda n: plain.train(n, judged=True),
+        "check": check,
+    }
+
+    sides["check_lightning"] = check_lightning
+    if device == "cuda":
+        sides["plain_deterministic"] = lambda n: plain.train(n, deterministic=True)
+    for side in sides.values():  # warm-up: imports, allocator, cuDNN handles
+        side(short)
+    times: dict[str, dict[int, list[float]]] = {name: {short: [], long: []} for name in sides}
+    names = list(sides)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            for n in epochs if round_ % 2 == 0 else epochs[::-1]:
+                started = common.CLOCK()
+                sides[name](n)
+                times[name][n].append(common.CLOCK() - started)
+    row: dict[str, Any] = {
+        "device": device,
+        "threads": threads,
+        "epochs": [short, long],
+        "rounds": rounds,
+    }
+    per_round = {
+        name: [_per_epoch_ms(a, b, short, long) for a, b in zip(t[short], t[long], strict=True)]
+        for name, t in times.items()
+    }
+    for name, values in per_round.items():
+        row[name] = {
+            "per_epoch_ms": statistics.median(values),
+            "per_epoch_ms_spread": [min(values), max(values)],
+            "per_epoch_ms_rounds": values,
+            "fixed_s": statistics.median(
+                max(a - v / 1000 * short, 0.0)
+                for a, v in zip(times[name][short], values, strict=True)
+            ),
+            f"total_s_at_{long}": statistics.median(times[name][long]),
+        }
+    for name in names[1:]:
+        ratios = [a / b for a, b in zip(per_round[name], per_round["plain"], strict=True)]
+        row[f"{name}_ratio"] = statistics.median(ratios)
+        row[f"{name}_spread"] = [min(ratios), max(ratios)]
+    return row
+
+
+def _per_epoch_ms(short_s: float, long_s: float, short: int, long: int) -> float:
+    """The difference of the two runs per epoch; the long run's average when noise swamped
+    the difference (quick mode's one- and three-epoch runs)."""
+    per_epoch = (long_s - short_s) / (long - short)
+    return (per_epoch if per_epoch > 0 else long_s / long) * 1000
+
+
+def _load() -> dict[str, Any]:
+    """What the machine was doing while the figures were taken."""
+    with contextlib.suppress(OSError):
+        return {"load_average": [round(v, 2) for v in os.getloadavg()], "cores": os.cpu_count()}
+    return {"cores": os.cpu_count()}
+
+
+# --- section 1: tiny and medium models ------------------------------------------------------
 
 
 def overhead(quick: bool) -> dict[str, Any]:
-    """Section 1: per-epoch ratio and fixed setup cost, for the tiny and the medium model."""
-    from mltest.checks.memorization.fit import train_seed
-
-    results = {}
-    for size, (_, _, (short, long)) in SIZES.items():
-        if quick:
-            short, long = 2, 8
-        contexts = {n: context(_config(size, n), "memorization") for n in (short, long)}
-        fns = {}
-        for n, (ctx, settings) in contexts.items():
-            fns[f"check@{n}"] = lambda c=ctx, s=settings: train_seed(c, s, 0)
-            fns[f"plain@{n}"] = lambda c=ctx, s=settings: plain_loop(c, s, 0)
-        for fn in fns.values():  # warm-up: first-call import and allocation costs
-            fn()
-        times = alternate(fns, 1 if quick else 5)
-        fit = {}
-        for side in ("check", "plain"):
-            t_short, t_long = best(times[f"{side}@{short}"]), best(times[f"{side}@{long}"])
-            per_epoch = (t_long - t_short) / (long - short)
-            if per_epoch <= 0:  # noise swamped the difference (quick mode): no fixed-cost split
-                per_epoch = t_long / long
-            fit[side] = {
-                "per_epoch_ms": per_epoch * 1000,
-                "setup_s": max(t_short - per_epoch * short, 0.0),
-                f"total_s_at_{long}": t_long,
-            }
-        results[size] = {
-            "epochs": [short, long],
-            "check": fit["check"],
-            "plain": fit["plain"],
-            "ratio_per_epoch": fit["check"]["per_epoch_ms"]
-            / max(fit["plain"]["per_epoch_ms"], 1e-9),
-            "ratio_total": paired_ratio(times[f"check@{long}"], times[f"plain@{long}"]),
-            "setup_extra_s": fit["check"]["setup_s"] - fit["plain"]["setup_s"],
-            "targets": {"ratio_per_epoch": 2.0 if size == "tiny" else 1.15, "setup_s": 0.5},
-        }
+    """Section 1: the check against the plain loop for the tiny MLP and the medium CNN."""
+    results: dict[str, Any] = {"load_before": _load()}
+    for size, (model, data, epochs) in SIZES.items():
+        results[size] = measure_row(
+            (model, data), "cpu", (1, 3) if quick else epochs, rounds=1 if quick else 5
+        )
+    results["load_after"] = _load()
     return results
 
 
@@ -180,11 +268,15 @@ def _seeds(quick: bool, counts: tuple[int, ...], cores: int) -> dict[str, Any]:
     return out
 
 
-# --- section: memorization speed against plain training (issue 10) ---------------------------
+# --- section: memorization speed against plain training ----------------------------------
 
 _SMALL_CNN = (
     {"class": "bench.models:SmallCNN"},
     {"class": "bench.models:ImageData", "init_args": {"size": 24, "rows": 64, "batch_size": 32}},
+)
+_EXAMPLE_CNN = (  # examples/image_classifier's model: 1x16x16 shapes, batch 32
+    {"class": "model:SmallCNN", "init_args": {"lr": 0.01}},
+    {"class": "data:ShapesDataModule", "init_args": {"batch_size": 32}},
 )
 
 
@@ -198,71 +290,28 @@ def _resnet(depth: int, size: int, batch: int) -> tuple[dict, dict]:
     )
 
 
-# name: (model, data), device, (short, long) epochs, target for the check/training ratio
-SPEED_ROWS: dict[str, tuple[tuple[dict, dict], str, tuple[int, int], float | None]] = {
-    "small CNN 3x24x24, batch 32, CPU": (_SMALL_CNN, "cpu", (5, 25), 1.5),
-    "ResNet-18 3x32x32, batch 16, CPU": (_resnet(18, 32, 16), "cpu", (2, 6), None),
-    "ResNet-50 3x128x128, batch 64, CUDA": (_resnet(50, 128, 64), "cuda", (5, 25), 1.15),
-    "ResNet-18 3x64x64, batch 64, CUDA": (_resnet(18, 64, 64), "cuda", (5, 25), None),
+# name: (model, data), device, (short, long) epochs, threads, target for check / plain
+SPEED_ROWS: dict[str, tuple[tuple[dict, dict], str, tuple[int, int], int, float | None]] = {
+    "small CNN 3x24x24, batch 32, CPU, 1 thread": (_SMALL_CNN, "cpu", (20, 320), 1, 1.5),
+    "small CNN 3x24x24, batch 32, CPU, 2 threads": (_SMALL_CNN, "cpu", (20, 320), 2, 1.5),
+    "examples/image_classifier CNN 1x16x16, batch 32, CPU, 1 thread": (
+        _EXAMPLE_CNN, "cpu", (20, 320), 1, 1.5),
+    "ResNet-18 3x32x32, batch 16, CPU, 1 thread": (_resnet(18, 32, 16), "cpu", (2, 8), 1, None),
+    "ResNet-50 3x128x128, batch 64, CUDA": (_resnet(50, 128, 64), "cuda", (5, 25), 1, 1.15),
+    "ResNet-18 3x64x64, batch 64, CUDA": (_resnet(18, 64, 64), "cuda", (5, 25), 1, None),
     "MediumNet width 32, CUDA": (
         (
             {"class": "bench.models:MediumNet", "init_args": {"width": 32}},
             {"class": "bench.models:BenchData", "init_args": {"kind": "images", "rows": 64}},
         ),
-        "cuda",
-        (5, 25),
-        None,
+        "cuda", (5, 25), 1, None,
     ),
-}
-
-
-def _speed_config(sections: tuple[dict, dict], device: str, epochs: int, seeds=(0,)) -> Any:
-    model, data = sections
-    checks = {"memorization": {"batches": 1, "max_epochs": epochs, "target": {"loss_below": 0.0}}}
-    trainer = {"accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1}
-    return write_config(checks, model=model, data=data, seeds=list(seeds), trainer=trainer)
-
-
-def plain_training(ctx, settings, seed: int, *, judged: bool, mode: Any = None) -> None:
-    """Plain PyTorch on the check's seeded model and batches, for `max_epochs` epochs.
-
-    Same device, thread count and determinism mode as the check (`mode` overrides the mode);
-    `judged` adds what a hand-written loop would do to judge the target: the eval-mode loss
-    over the batches after each epoch, read back as a float.
-    """
-    import torch
-
-    from mltest.checks.memorization.fit import seed_threads
-    from mltest.engine import device_for
-    from mltest.seeding import apply_determinism, determinism_mode, isolated_global_state
-
-    device = device_for(ctx.trainer_settings)
-    with isolated_global_state():
-        model, batches = ctx.project.fresh_start(seed, settings.batches)
-        apply_determinism(determinism_mode(ctx.trainer_settings) if mode is None else mode)
-        if device.type == "cpu":
-            torch.set_num_threads(seed_threads(settings.threads))
-        model = model.to(device)
-        batches = [[t.to(device) for t in batch] for batch in batches]
-        optimizer = model.configure_optimizers()
-        for _ in range(settings.max_epochs):
-            model.train()
-            for index, batch in enumerate(batches):
-                optimizer.zero_grad()
-                model.training_step(batch, index).backward()
-                optimizer.step()
-            if judged:
-                model.eval()
-                with torch.no_grad():
-                    losses = [float(model.training_step(b, i)) for i, b in enumerate(batches)]
-                settings.target.met(sum(losses) / len(losses), {})
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+}  # fmt: skip
 
 
 def speed(quick: bool) -> dict[str, Any]:
-    """Plain training / judged plain training / the check, per epoch and in total, per model
-    and device (CUDA rows only where CUDA is), plus 3 seeds against one."""
+    """Every row of SPEED_ROWS this machine can run (CUDA rows only where CUDA is), plus the
+    whole check with 3 seeds against 1 seed."""
     import torch
 
     from bench.models import torchvision_available
@@ -270,10 +319,9 @@ def speed(quick: bool) -> dict[str, Any]:
 
     cuda = torch.cuda.is_available()
     out: dict[str, Any] = {
-        "torchvision": torchvision_available(),
         "resnet": "torchvision" if torchvision_available() else "built-in fallback (bench.models)",
-        "determinism": "warn (the default): the plain loops run under the same flags",
-        "threads_per_seed": "checks.memorization.threads (default 1); the plain loops use it too",
+        "plain_loop": "bench.plain_loop: training_step, backward, optimizer step; torch defaults",
+        "load_before": _load(),
         "rows": {},
     }
     if cuda:
@@ -283,48 +331,38 @@ def speed(quick: bool) -> dict[str, Any]:
             out["cuda_note"] = str(exc)
     else:
         out["cuda"] = "not measured: torch sees no CUDA device on this machine"
-    for name, (sections, device, (short, long), target) in SPEED_ROWS.items():
-        if device == "cuda" and not cuda:
+    cores = os.cpu_count() or 1
+    for name, (sections, device, epochs, threads, target) in SPEED_ROWS.items():
+        if (device == "cuda" and not cuda) or threads > cores:
             continue
-        if quick:
-            short, long = 1, 3
-        out["rows"][name] = _speed_row(sections, device, short, long, target, quick)
+        if quick and name.startswith(("ResNet-18 3x32", "examples/")):
+            continue
+        row = measure_row(
+            sections,
+            device,
+            (1, 3) if quick else epochs,
+            threads=threads,
+            rounds=1 if quick else 5,
+            folder=_example_folder() if sections is _EXAMPLE_CNN else None,
+        )
+        if target is not None:
+            row["target_ratio"] = target
+        out["rows"][name] = row
     out["seeds"] = _seeds_ratio(quick)
+    out["load_after"] = _load()
     return out
 
 
-def _speed_row(sections, device, short, long, target, quick) -> dict[str, Any]:
-    from mltest.checks.memorization.fit import train_seed
+def _example_folder() -> Path:
+    """A copy of examples/image_classifier's model and data modules, for configs written next
+    to them (the check and the plain loop import `model:SmallCNN` from there)."""
+    import shutil
+    import tempfile
 
-    contexts = {
-        n: context(_speed_config(sections, device, n), "memorization") for n in (short, long)
-    }
-    fns: dict[str, Any] = {}
-    for n, (ctx, settings) in contexts.items():
-        fns[f"plain@{n}"] = lambda c=ctx, s=settings: plain_training(c, s, 0, judged=False)
-        fns[f"judged@{n}"] = lambda c=ctx, s=settings: plain_training(c, s, 0, judged=True)
-        fns[f"check@{n}"] = lambda c=ctx, s=settings: train_seed(c, s, 0)
-        if device == "cuda":  # what deterministic kernels cost, for the record
-            fns[f"plain_nondeterministic@{n}"] = lambda c=ctx, s=settings: plain_training(
-                c, s, 0, judged=False, mode=False
-            )
-    for fn in fns.values():  # warm-up: imports, allocator, cuDNN handles
-        fn()
-    times = alternate(fns, 1 if quick else 3)
-    row: dict[str, Any] = {"device": device, "epochs": [short, long]}
-    for side in sorted({key.split("@")[0] for key in fns}):
-        t_short, t_long = best(times[f"{side}@{short}"]), best(times[f"{side}@{long}"])
-        per_epoch = (t_long - t_short) / (long - short)
-        if per_epoch <= 0:  # noise swamped the difference: fall back to the average
-            per_epoch = t_long / long
-        row[side] = {"per_epoch_ms": per_epoch * 1000, f"total_s_at_{long}": t_long}
-    plain = max(row["plain"]["per_epoch_ms"], 1e-9)
-    row["ratio_per_epoch"] = row["check"]["per_epoch_ms"] / plain
-    row["judged_ratio_per_epoch"] = row["judged"]["per_epoch_ms"] / plain
-    row["ratio_total"] = paired_ratio(times[f"check@{long}"], times[f"plain@{long}"])
-    if target is not None:
-        row["target_ratio"] = target
-    return row
+    folder = Path(tempfile.mkdtemp(prefix="mltest-bench-example-"))
+    for name in ("model.py", "data.py"):
+        shutil.copy(common.REPO / "examples" / "image_classifier" / name, folder / name)
+    return folder
 
 
 def _seeds_ratio(quick: bool) -> dict[str, Any]:
@@ -333,7 +371,7 @@ def _seeds_ratio(quick: bool) -> dict[str, Any]:
 
     epochs = 3 if quick else 25
     contexts = {
-        count: context(_speed_config(_SMALL_CNN, "cpu", epochs, range(count)), "memorization")
+        count: context(_speed_config(_SMALL_CNN, "cpu", epochs, seeds=range(count)), "memorization")
         for count in (1, 3)
     }
     fns = {str(count): (lambda c=c: run(*c)) for count, c in contexts.items()}

@@ -58,6 +58,7 @@ def startup(quick: bool) -> dict[str, Any]:
         [_time_cmd([sys.executable, "-c", "pass"]) for _ in range(repeats)]
     )
     out["run_to_first_check"] = _first_check(quick)
+    out["imports"] = _imports(1 if quick else 3)
     return out
 
 
@@ -101,3 +102,32 @@ def _first_check(quick: bool) -> dict[str, Any]:
         "whole_run_s": best(totals),
         "checks": [c["name"] for c in report_json["checks"] if c["status"] != "skipped"],
     }
+
+
+def _imports(repeats: int) -> dict[str, Any]:
+    """Fresh interpreters importing torch, then torch and Lightning (what every worker pays
+    once, before the project's own imports), and which packages that time goes to (one
+    `-X importtime` trace, self times summed per top-level package: relative sizes; with
+    transformers and scipy installed, Lightning's torchmetrics imports both)."""
+    out: dict[str, Any] = {
+        "torch_s": best([_time_cmd([sys.executable, "-c", "import torch"])
+                         for _ in range(repeats)]),
+        "torch_lightning_s": best([_time_cmd([sys.executable, "-c",
+                                              "import torch, pytorch_lightning"])
+                                   for _ in range(repeats)]),
+    }  # fmt: skip
+    trace = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import torch, pytorch_lightning"],
+        cwd=REPO, capture_output=True, text=True,
+    ).stderr  # fmt: skip
+    per_package: dict[str, float] = {}
+    for line in trace.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[0].isdigit():
+            package = parts[2].split(".")[0]
+            per_package[package] = per_package.get(package, 0.0) + int(parts[0]) / 1e6
+    top = sorted(per_package.items(), key=lambda item: -item[1])[:8]
+    out["importtime_share"] = {
+        name: round(seconds / sum(per_package.values()), 3) for name, seconds in top
+    }
+    return out

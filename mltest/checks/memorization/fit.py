@@ -21,16 +21,24 @@ class _Stop(Exception):
 
 
 def train_seed(
-    ctx: CheckContext, settings: Settings, seed: int, schedule: int | None = None
+    ctx: CheckContext,
+    settings: Settings,
+    seed: int,
+    schedule: int | None = None,
+    *,
+    lean: bool = True,
 ) -> tuple[SeedRun, str]:
     """Fit one seeded fresh model on the fixed batches; count epochs until the target holds.
 
     The Trainer gets `max_epochs=schedule` (default: the budget), which is what the model's
     schedule sees; the fit stops at the budget, `settings.max_epochs`, whichever comes first.
+    The epochs run in mltest's lean loop (`loop.LeanLoop`) where it is equal to Lightning's;
+    `lean=False` asks for Lightning's own loop (the tests and the bench compare the two).
     """
     import torch
 
-    from mltest.engine import FixedBatches, device_key, make_trainer, quiet
+    from mltest.checks.memorization.loop import LeanLoop
+    from mltest.engine import FixedBatches, device_key, lightning_package, make_trainer, quiet
     from mltest.seeding import determinism_mode, isolated_global_state, watch_determinism
 
     started = time.perf_counter()
@@ -47,15 +55,14 @@ def train_seed(
             limit_train_batches=len(batches),
             callbacks=[probe],
         )
+        loop = LeanLoop(trainer, batches, lightning_package(model)) if lean else None
         if trainer.strategy.root_device.type == "cpu":
             # After the model's __init__, which may set its own count (isolated_global_state
             # puts the caller's back). A fixed count fixes the float sums, hence the counts.
             torch.set_num_threads(seed_threads(settings.threads))
-        try:
-            with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
-                trainer.fit(model, train_dataloaders=FixedBatches(batches))
-        finally:
-            _restore_logging(model)
+        with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
+            trainer.fit(model, train_dataloaders=FixedBatches(batches))
+    result.loop = loop.reason if loop else "asked for"
     result.nondeterministic = sorted(watch.ops)
     result.seconds = time.perf_counter() - started
     return result, device_key(trainer, ctx.trainer_settings)
@@ -76,9 +83,7 @@ class _Probe(_lightning_callback_base()):
 
     What it costs per epoch is what the verdict needs and no more: the eval-mode pass over the
     batches, read back from the device once, and one read-back of the epoch's training losses.
-    Nothing waits on the device inside an epoch, and the user's `self.log` calls in training
-    cost a dict write instead of Lightning's result bookkeeping (which nothing reads here,
-    unless a scheduler monitors a logged value: then Lightning's logging stays).
+    Nothing waits on the device inside an epoch.
 
     Gradients are not inspected after every backward: under fp16 mixed precision an inf
     gradient is normal (the scaler skips that step), and a real one shows within a step as a
@@ -108,8 +113,6 @@ class _Probe(_lightning_callback_base()):
         if self.target.met(loss, metrics):
             self.result.met_before_training = True
             raise _Stop
-        if not any(getattr(c, "monitor", None) for c in trainer.lr_scheduler_configs):
-            _lean_logging(pl_module, trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.deadline.check()
@@ -159,28 +162,6 @@ def seed_threads(setting: int) -> int:
     return 1 if in_forked_worker() else setting
 
 
-def _lean_logging(module, trainer) -> None:
-    """Shadow `self.log` / `self.log_dict` for the fit: the last value of each name goes to
-    `trainer.callback_metrics` (hooks that read it still find it), with no host-device sync
-    and none of the ~1 ms per call that Lightning's result collection costs on a CPU."""
-    metrics = trainer.callback_metrics  # the connector's own dict: writes persist
-
-    def log(name, value, *args, **kwargs):
-        metrics[name] = value.detach() if hasattr(value, "detach") else value
-
-    def log_dict(values, *args, **kwargs):
-        for name, value in values.items():
-            log(name, value)
-
-    module.log, module.log_dict = log, log_dict  # instance attributes shadow the methods
-
-
-def _restore_logging(module) -> None:
-    """Take the shadows off again: the module's own `log` and `log_dict` show through."""
-    for name in ("log", "log_dict"):
-        module.__dict__.pop(name, None)
-
-
 def _nonfinite_parameters(module) -> str:
     """`weights in a, b; gradients in c` for the parameters holding NaN or inf, or ''."""
     weights = [n for n, p in module.named_parameters() if not bool(p.isfinite().all())]
@@ -210,7 +191,7 @@ def evaluate(
     """
     import torch
 
-    flags = {m: m.training for m in module.modules()}
+    flags = [(m, m.training) for m in module.modules()]
     logged: dict[str, list[Any]] = {}
     shapes: dict[str, str] = {}  # returned values that are not one number: never metrics
 
@@ -247,8 +228,8 @@ def evaluate(
     finally:
         del module.log, module.log_dict
         module.__dict__.update(shadowed)  # the fit's lean logging, when it is on
-        for submodule, was_training in flags.items():
-            submodule.training = was_training
+        for submodule, was_training in flags:
+            submodule.__dict__["training"] = was_training  # nn.Module.__setattr__'s end result
     if any(loss is None for loss in losses):
         losses = []  # a validation_step that logs its metrics and returns nothing
     names = list(logged)
@@ -299,19 +280,32 @@ def to_floats(values: list[Any]) -> list[float]:
 
     A one-element floating, integer or bool tensor widened to float64 on its device reads back
     as the very float `float(v)` gives; anything else (a Python number, a tensor `float` would
-    refuse) goes through `float` itself, errors included.
+    refuse, a CPU tensor, which has no copy to save) goes through `float` itself, errors
+    included.
     """
     import torch
 
     out: list[Any] = [None] * len(values)
     by_device: dict[Any, list[int]] = {}
     for index, value in enumerate(values):
-        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        if (
+            isinstance(value, torch.Tensor)
+            and value.device.type != "cpu"
+            and value.numel() == 1
+            and not value.is_complex()
+        ):
             by_device.setdefault(value.device, []).append(index)
         else:
             out[index] = float(value)
     for indices in by_device.values():
-        wide = torch.stack([values[i].detach().reshape(()).to(torch.float64) for i in indices])
-        for index, number in zip(indices, wide.tolist(), strict=True):
+        for index, number in zip(indices, read_back([values[i] for i in indices]), strict=True):
             out[index] = number
     return out
+
+
+def read_back(tensors: list[Any]) -> list[float]:
+    """One-element tensors of one device as the floats `float` gives, in one copy to the host."""
+    import torch
+
+    wide = torch.stack([t.detach().reshape(()).to(torch.float64) for t in tensors])
+    return wide.tolist()

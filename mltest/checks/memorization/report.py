@@ -37,6 +37,9 @@ def details(runs: list[SeedRun], baseline: dict | None, settings: Settings) -> s
         "",
     ]
     lines += rows
+    slower = sorted({r.loop for r in runs if r.loop})
+    if slower:  # mltest's lean loop could not be equal to Lightning's for this model
+        lines += ["", f"Trained in Lightning's own fit loop: {cell('; '.join(slower))}."]
     if baseline:
         trend = [*baseline.get("history", []), baseline["median"]]
         lines += ["", f"Baseline trend (oldest first): {' → '.join(f'{x:g}' for x in trend)}"]

@@ -22,6 +22,7 @@ class SeedRun:
     nondeterministic: list[str] = field(default_factory=list)  # ops without such a kernel
     quantity: str = "loss"  # what the target is about: `loss` or the metric's name
     judge: str = "training_step"  # the step that measured it
+    loop: str = ""  # why Lightning's own fit loop ran instead of mltest's lean one ('' if not)
 
     @property
     def initial_value(self) -> float | None:

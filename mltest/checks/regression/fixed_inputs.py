@@ -11,7 +11,9 @@ collate function pads each batch to its longest sequence (dynamic padding).
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,8 @@ class FixedInputs:
     batches: list[Any]
     examples: int
     description: str
-    alone: list[Any] | None = None  # each example collated on its own, for a batch-free hash
+    # each example collated on its own, for a batch-free hash; made when first asked for
+    alone: Callable[[], list[Any]] | None = None
 
     def example_hash(self) -> str | None:
         """A hash of the inputs example by example, independent of batching (None when the
@@ -40,11 +43,14 @@ class FixedInputs:
         import hashlib
 
         from mltest.checks.regression.golden import content_hash, flatten_batches
+        from mltest.seeding import isolated_global_state
 
         if self.alone is None:
             return None
+        with isolated_global_state():  # the user's dataset and collate, as when first read
+            alone = self.alone()
         digest = hashlib.sha256()
-        for one in self.alone:
+        for one in alone:
             digest.update(content_hash(flatten_batches([one], "inputs")).encode())
         return "sha256:" + digest.hexdigest()
 
@@ -105,9 +111,14 @@ def from_datamodule(
     alone = None
     if isinstance(subset, Subset):
         collate = original.collate_fn or (lambda items: items)
-        alone = [collate([subset[i]]) for i in range(count)]
+        alone = functools.partial(_each_alone, subset, collate, count)
     described = f"first {count} examples of `{hook}` (batch size {size})"
     return FixedInputs(batches, count, described, alone)
+
+
+def _each_alone(examples: Any, collate: Callable, count: int) -> list[Any]:
+    """Each of the first `count` examples collated on its own."""
+    return [collate([examples[i]]) for i in range(count)]
 
 
 class _FirstK(IterableDataset):
@@ -177,7 +188,8 @@ def from_file(
                 ) from exc
     alone = None
     if collate is not None and path.suffix in TABLE_SUFFIXES:
-        alone = [collate([row]) for chunk in chunks for row in chunk]
+        rows = [row for chunk in chunks for row in chunk]
+        alone = functools.partial(_each_alone, rows, collate, len(rows))
     described = f"{count} examples from `{shown}` (batch size {size})"
     return FixedInputs(batches, count, described, alone)
 

@@ -1,7 +1,8 @@
-"""The fast memorization fit counts exactly the epochs of a straightforward reference (the
-target judged in eval mode after every epoch: tests/checks/memorization/reference.py), on the
-bundled examples and on broken variants; and what it changed around the fit (threads, logging, the
-Trainer's scratch folder, batched read-backs) keeps that true.
+"""The fast memorization fit (mltest's lean loop, see test_loop.py) counts exactly the epochs of
+a straightforward reference (Lightning's Trainer, the target judged in eval mode after every
+epoch: tests/checks/memorization/reference.py), on the bundled examples and on broken variants;
+and what it changed around the fit (threads, logging, the Trainer's scratch folder, batched
+read-backs) keeps that true.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pytest
 import torch
 
 from bench.common import context
-from mltest.checks.memorization.fit import to_floats, train_seed
+from mltest.checks.memorization.fit import read_back, to_floats, train_seed
+from mltest.checks.memorization.report import details
 from tests.checks.memorization.reference import reference_outcome
 from tests.suites import edited_example
 
@@ -42,9 +44,17 @@ def _assert_same_counts(ctx, settings, seeds=(0, 1, 2)):
 
 @pytest.mark.parametrize(
     "example",
-    ["tabular", "text_classifier", pytest.param("image_classifier", marks=pytest.mark.slow)],
+    [
+        "tabular",
+        "text_classifier",
+        pytest.param("image_classifier", marks=pytest.mark.slow),
+        # a per-step warm-up schedule from estimated_stepping_batches, dict batches
+        pytest.param("transformer_classifier", marks=pytest.mark.slow),
+    ],
 )
 def test_the_examples_count_what_the_reference_counts(tmp_path, example):
+    if example == "transformer_classifier":
+        pytest.importorskip("transformers")
     ctx, settings = _context(tmp_path, example)
     got = _assert_same_counts(ctx, settings)
     assert all(ending == "met" for _, ending in got.values())
@@ -109,6 +119,9 @@ def test_a_scheduler_that_monitors_a_logged_value_counts_what_the_reference_coun
         [("max_epochs: 300", "max_epochs: 60")],
     )  # fmt: skip
     _assert_same_counts(ctx, settings, seeds=(0, 1))
+    run, _ = train_seed(ctx, settings, 0)  # Lightning's own loop ran it, and the report says why
+    assert run.loop.startswith("a learning-rate scheduler monitors `train_acc`")
+    assert "Trained in Lightning's own fit loop: a learning-rate" in details([run], None, settings)
 
 
 def test_hooks_still_read_logged_values_and_the_module_gets_its_log_back(tmp_path):
@@ -181,11 +194,17 @@ def test_batched_read_back_gives_the_floats_float_gives(value):
     assert got[0] == want[0] and got[2] == want[2]
     assert got[1] == want[1] or (math.isnan(got[1]) and math.isnan(want[1]))
     assert type(got[1]) is float
+    if isinstance(value, torch.Tensor):  # the one copy a GPU's values take (CPU ones need none)
+        batched = read_back([torch.tensor(0.5), value])
+        assert batched[0] == 0.5 and type(batched[1]) is float
+        assert batched[1] == want[1] or (math.isnan(batched[1]) and math.isnan(want[1]))
 
 
 def test_batched_read_back_refuses_what_float_refuses():
     with pytest.raises((ValueError, RuntimeError)):
         to_floats([torch.tensor([1.0, 2.0])])
+    with pytest.raises((ValueError, RuntimeError)):
+        read_back([torch.tensor([1.0, 2.0])])
 
 
 @pytest.mark.parametrize("hold", [1, 3])
