@@ -58,6 +58,7 @@ def run_suite(
     allow_outside_repo: bool = False,
     pass_env: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    pin_reference: bool = False,
 ) -> Report:
     """Run every configured check in a worker process and write report.json, .md and junit.xml.
 
@@ -72,6 +73,7 @@ def run_suite(
         allow_outside_repo: let baselines be written outside the config's repository.
         pass_env: names of extra environment variables the worker may see.
         environ: the environment the worker's is filtered from (default: this process's).
+        pin_reference: with `update_baselines`, the evaluation gate re-pins its reference.
 
     Returns:
         The report. Its verdict's exit code is what CI should exit with.
@@ -85,6 +87,7 @@ def run_suite(
         metadata=metadata or {},
         max_time_s=max_time_s,
         allow_outside_repo=allow_outside_repo,
+        pin_reference=pin_reference and update_baselines,
         worker_env=worker_environment(os.environ if environ is None else environ, pass_env),
     )
     return run.run()
@@ -173,7 +176,10 @@ class _SuiteRun:
                 update_baselines=self.options["update_baselines"],
                 staging=str(staging),
                 stack_file=str(scratch / f"stack-{len(pending)}.txt"),
-                extra={"network": os.environ.get("MLTEST_NETWORK", "")},
+                extra={
+                    "network": os.environ.get("MLTEST_NETWORK", ""),
+                    "pin_reference": self.options["pin_reference"],
+                },
             )
             worker = WorkerProcess(job, self.options["worker_env"])
             try:
