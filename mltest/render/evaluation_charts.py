@@ -62,7 +62,7 @@ def _slices(cells: list[dict], dataset: str, metric: str) -> Chart | None:
         y_title=metric,
         x=names,
         series=series,
-        y_range=mermaid.nice_range(values, floor_zero=False),
+        y_range=_axis(values),
         note=note,
     )
 
@@ -89,5 +89,15 @@ def _history(m: dict, cells: list[dict], dataset: str, metric: str) -> Chart | N
         y_title=metric,
         x=names,
         series=series,
-        y_range=mermaid.nice_range([v for s in series for v in s.values], floor_zero=False),
+        y_range=_axis([v for s in series for v in s.values]),
     )
+
+
+def _axis(values: list[float]) -> tuple[float, float]:
+    """Room around values that barely differ (reruns of one model), so bars stay readable."""
+    low, high = mermaid.nice_range(values, floor_zero=False)
+    middle = (low + high) / 2
+    if high - low < 1e-3 * max(abs(middle), 1e-9):
+        pad = max(abs(middle) * 0.01, 1e-6)
+        return middle - pad, middle + pad
+    return low, high
