@@ -202,6 +202,10 @@ def _result(ctx, settings, verdict, notices, cells, found_gaps, restored, sets, 
         + f"; {level:.0%} intervals by {_method(settings)}.",
         f"Previous result: {_when(previous)} · pinned reference: {_when(pinned)} ({env}).",
     ]
+    if settings.restore.enabled:
+        held = "fails" if restored.problems else "holds"
+        header.append(f"Restore / resume test ({settings.restore.steps} steps, then one more): "
+                      f"{held}.")  # fmt: skip
     restore_md = "\n".join(["**Restore / resume:**", "", *restored.details]) \
         if restored.details else ""  # fmt: skip
     headline_metric = next(iter(settings.metrics))

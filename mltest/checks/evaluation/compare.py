@@ -57,6 +57,41 @@ class SetResult:
     boots: dict[tuple[str, str], Any]
 
 
+class _Scorer:
+    """Scores predictions on one slice: the point value and the bootstrap values, each
+    computed once per distinct set of predictions (a rerun's candidate, the previous result
+    and the pinned reference are often the very same tensors)."""
+
+    def __init__(self, data: EvalSet, rows: Any, draws: Any, level: float):
+        self.data, self.rows, self.draws, self.level = data, rows, draws, level
+        self._memo: dict[tuple, Any] = {}
+
+    def value(self, fn: Metric, preds: Predictions) -> float:
+        return stats.quietly(fn, preds.take(self.rows), self.data.target[self.rows])
+
+    def boot(self, fn: Metric, preds: Predictions) -> Any:
+        import torch
+
+        slim = fn.slim(preds)
+        key = (id(fn), _digest(slim))
+        if key not in self._memo:
+            if math.isnan(self.value(fn, slim)):  # undefined here (AUROC on one class)
+                self._memo[key] = torch.full((len(self.draws),), math.nan, dtype=torch.float64)
+            else:
+                self._memo[key] = stats.bootstrap(fn, slim, self.data.target, self.draws)
+        return self._memo[key]
+
+
+def _digest(preds: Predictions) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, tensor in sorted(preds.tensors().items()):
+        digest.update(f"{name}{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def evaluate_set(
     data: EvalSet,
     candidate: Predictions,
@@ -68,23 +103,18 @@ def evaluate_set(
     deadline: Any,
 ) -> SetResult:
     """Every cell of one data set. `functions` maps metric names to `fn(preds, target)`."""
-    import torch
-
     conf = settings.confidence
     cells, boots = [], {}
     correct = _correct(candidate, data.target)
     for slice_name, rows in members.items():
         deadline.check()
         draws = stats.resample_indices(rows, conf.resamples, conf.seed, f"{data.name}/{slice_name}")
+        scorer = _Scorer(data, rows, draws, conf.level)
         for metric, fn in functions.items():
             info = settings.metric_info(metric)
             limits = settings.metrics[metric].limits_for(data.name, slice_name)
-            value = stats.quietly(fn, candidate.take(rows), data.target[rows])
-            if math.isnan(value):  # undefined on this slice (AUROC on one class): no interval
-                boot = torch.full((len(draws),), math.nan, dtype=torch.float64)
-            else:
-                boot = stats.bootstrap(fn, candidate, data.target, draws)
-            boots[(slice_name, metric)] = boot
+            value = scorer.value(fn, candidate)
+            boot = boots[(slice_name, metric)] = scorer.boot(fn, candidate)
             low, high = stats.interval(boot, conf.level)
             exact = conf.method == "mcnemar" and metric == "accuracy" and correct is not None
             if exact:
@@ -97,22 +127,22 @@ def evaluate_set(
                 cell.bound = Bound(kind, limit, judge_bound(kind, limit, value, low, high))
             default_drop, default_pinned = DEFAULT_DROP[info.bounded]
             for ref in references:
-                setting = limits.max_drop if ref.name == "previous" else limits.max_drop_pinned
-                default = default_drop if ref.name == "previous" else default_pinned
-                comp = _compare(ref.name, value, boot, draws, rows, fn, data, ref, metric,
-                                slice_name, exact, correct, conf.level)  # fmt: skip
-                if comp is None:
+                previous = ref.name == "previous"
+                found = _compare(scorer, fn, value, boot, ref, metric, slice_name,
+                                 correct if exact else None)  # fmt: skip
+                if found is None:
                     continue
-                ref_value, delta, d_low, d_high, paired = comp
-                allowed = allowance(setting, default, ref_value)
+                ref_value, delta, d_low, d_high, paired = found
+                setting = limits.max_drop if previous else limits.max_drop_pinned
+                allowed = allowance(setting, default_drop if previous else default_pinned,
+                                    ref_value)  # fmt: skip
                 outcome = judge_drop(delta, d_low, d_high, allowed, info.higher_is_better)
                 cell.comparisons.append(Comparison(ref.name, ref_value, delta, d_low, d_high,
                                                    paired, allowed, outcome))  # fmt: skip
             if limits.beat_trivial_by is not None and not math.isnan(value):
                 ref = Reference("trivial", {}, {data.name: trivial})
                 ref_value, delta, d_low, d_high, _ = _compare(
-                    "trivial", value, boot, draws, rows, fn, data, ref, metric, slice_name,
-                    exact, correct, conf.level,
+                    scorer, fn, value, boot, ref, metric, slice_name, correct if exact else None
                 )
                 margin = limits.beat_trivial_by
                 outcome = judge_margin(delta, d_low, d_high, margin, info.higher_is_better)
@@ -122,23 +152,24 @@ def evaluate_set(
     return SetResult(cells, boots)
 
 
-def _compare(name, value, boot, draws, rows, fn, data, ref, metric, slice_name, exact, correct,
-             level):  # fmt: skip
+def _compare(scorer: _Scorer, fn: Metric, value: float, boot: Any, ref: Reference, metric: str,
+             slice_name: str, correct: Any) -> tuple | None:  # fmt: skip
     """(reference value, delta, low, high, paired) of the candidate against `ref`, or None
-    when `ref` knows nothing of this cell."""
+    when `ref` knows nothing of this cell. `correct` (per-example correctness) asks for
+    McNemar's exact interval instead of the bootstrap."""
     import torch
 
-    theirs = ref.predictions.get(data.name)
     if math.isnan(value):
         return None
+    data, rows, level = scorer.data, scorer.rows, scorer.level
+    theirs = ref.predictions.get(data.name)
     if theirs is not None:
-        ref_value = stats.quietly(fn, theirs.take(rows), data.target[rows])
-        if exact:
+        ref_value = scorer.value(fn, theirs)
+        if correct is not None:
             their_ok = _correct(theirs, data.target)
             delta, low, high = stats.mcnemar(correct[rows], their_ok[rows], level)
             return ref_value, delta, low, high, True
-        diffs = boot - stats.bootstrap(fn, theirs, data.target, draws)
-        low, high = stats.interval(diffs, level)
+        low, high = stats.interval(boot - scorer.boot(fn, theirs), level)
         return ref_value, value - ref_value, low, high, True
     recorded = ref.values.get(data.name, {}).get(slice_name, {}).get(metric)
     if not isinstance(recorded, int | float) or isinstance(recorded, bool):

@@ -116,9 +116,16 @@ class Metric:
 
     one: Callable[[Predictions, Any], float]
     many: Callable[[Predictions, Any], Any] | None = None
+    reads: str | None = None  # the part of the predictions it reads; None: all of them
 
     def __call__(self, preds: Predictions, target: Any) -> float:
         return self.one(preds, target)
+
+    def slim(self, preds: Predictions) -> Predictions:
+        """Only the part this metric reads, so resampling copies nothing else."""
+        if self.reads is None:
+            return preds
+        return Predictions(**{self.reads: getattr(preds, self.reads)})
 
 
 def metric_function(
@@ -126,6 +133,18 @@ def metric_function(
 ) -> Metric:
     """One metric computed with torchmetrics (argument checks off: the inputs were checked
     once, and the bootstrap calls it many times), or with the user's function."""
+    import dataclasses
+
+    metric = _metric(info, task, num_classes, average, user)
+    if user is not None:
+        return metric
+    reads = "values" if task == "regression" else "scores" if info.needs_scores else "labels"
+    return dataclasses.replace(metric, reads=reads)
+
+
+def _metric(
+    info: MetricInfo, task: str, num_classes: int, average: str | None, user: Callable | None
+) -> Metric:
     if user is not None:
         return Metric(lambda p, t: _user_value(user, p, t, info.name))
     if task == "regression":

@@ -75,6 +75,8 @@ def restore_result(tmp_path, model: str):
 def test_a_healthy_model_restores_and_resumes(tmp_path):
     result = restore_result(tmp_path, MODEL)
     assert result.status is Status.PASS, result.summary
+    assert "pinned as the reference" in result.summary  # the first recording pins
+    assert (tmp_path / ".mltest" / "evaluation" / "pinned").is_dir()
     cases = {c.name: c.status for c in result.cases if c.name.startswith(("restore", "resume"))}
     assert cases == {"restore: predictions": Status.PASS, "resume: next step": Status.PASS}
 
