@@ -85,6 +85,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     from mltest.checks.evaluation.compare import evaluate_set, gaps
     from mltest.checks.evaluation.decide import decide
     from mltest.checks.evaluation.metrics import metric_function, trivial
+    from mltest.checks.evaluation.restore import RestoreOutcome, restore_test
     from mltest.checks.evaluation.slices import slice_members
     from mltest.checks.prediction import postprocess_fn
     from mltest.engine import environment_key
@@ -96,9 +97,9 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     ctx.deadline.check()
     module, ops = candidate.build(ctx, settings)
     ctx.deadline.check()
-    device = next(module.parameters()).device.type if any(True for _ in module.parameters()) \
-        else "cpu"  # fmt: skip
-    env = environment_key(device, ctx.trainer_settings)
+    weight = next(module.parameters(), None)
+    env = environment_key(weight.device.type if weight is not None else "cpu",
+                          ctx.trainer_settings)  # fmt: skip
     postprocess = postprocess_fn(ctx)
     preds = [candidate.predict_set(ctx, module, d, settings, postprocess) for d in sets]
     classes = candidate.class_count(settings, sets, preds)
@@ -131,8 +132,6 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     notices += gap_notices
     ctx.deadline.check()
 
-    from mltest.checks.evaluation.restore import RestoreOutcome, restore_test
-
     restored = restore_test(ctx, settings) if settings.restore.enabled else RestoreOutcome()
     pinning = ctx.pin_reference
     verdict = decide(
@@ -146,9 +145,9 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         kept = {d.name: records.stored(p, keep_scores) for d, p in zip(sets, preds, strict=True)}
         records.write(ctx.baselines, env, record, kept, pin=pinning or pinned is None)
     unstable = nondeterminism_notice(ops)
-    return _result(ctx, settings, verdict, [*verdict.notices, *notices] + ([unstable] if unstable
-                   else []), cells, found_gaps, restored, sets, preds, members, previous,
-                   pinned, env)  # fmt: skip
+    notices = [*verdict.notices, *notices, *([unstable] if unstable else [])]
+    return _result(ctx, settings, verdict, notices, cells, found_gaps, restored, sets, preds,
+                   members, previous, pinned, env)  # fmt: skip
 
 
 def _needs_scores(settings: Settings, preds: list) -> bool:
@@ -166,12 +165,12 @@ def _needs_scores(settings: Settings, preds: list) -> bool:
 
 def _results(cells) -> tuple[dict, dict]:
     """Values (data set -> slice -> metric) and sizes (data set -> slice) for a record."""
-    from mltest.checks.evaluation.report import _num
+    from mltest.checks.evaluation.report import json_number
 
     results: dict[str, dict[str, dict[str, float | None]]] = {}
     sizes: dict[str, dict[str, int]] = {}
     for c in cells:
-        value = _num(c.value)
+        value = json_number(c.value)
         value = None if value is None else round(value, 6)  # a readable diff in review
         results.setdefault(c.dataset, {}).setdefault(c.slice, {})[c.metric] = value
         sizes.setdefault(c.dataset, {})[c.slice] = c.n

@@ -21,7 +21,6 @@ from mltest.checks.evaluation.cells import (
     Cell,
     Comparison,
     GapResult,
-    Outcome,
     allowance,
     judge_bound,
     judge_drop,
@@ -219,8 +218,3 @@ def gaps(settings: Settings, boots: dict[str, dict[tuple[str, str], Any]],
                                  info.bounded))  # fmt: skip
     return results, notices
 
-
-def failing(cells: list[Cell], found_gaps: list[GapResult]) -> bool:
-    return any(c.outcome is Outcome.FAIL for c in cells) or any(
-        g.outcome is Outcome.FAIL for g in found_gaps
-    )

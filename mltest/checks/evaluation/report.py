@@ -89,7 +89,7 @@ def details(cells: list[Cell], found_gaps: list[GapResult], level: float, header
     return "\n".join(lines)
 
 
-def _num(value: Any) -> float | None:
+def json_number(value: Any) -> float | None:
     """JSON-safe: non-finite numbers become null."""
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
@@ -97,7 +97,7 @@ def _num(value: Any) -> float | None:
 def cell_metrics(c: Cell) -> dict[str, Any]:
     out: dict[str, Any] = {
         "dataset": c.dataset, "slice": c.slice, "metric": c.metric, "n": c.n,
-        "value": _num(c.value), "low": _num(c.low), "high": _num(c.high),
+        "value": json_number(c.value), "low": json_number(c.low), "high": json_number(c.high),
         "higher_is_better": c.higher_is_better, "bounded": c.bounded,
         "outcome": c.outcome.value,
         "bound": None if c.bound is None else {
@@ -107,9 +107,9 @@ def cell_metrics(c: Cell) -> dict[str, Any]:
     for name in AGAINST:
         comp = c.against(name)
         out[name] = None if comp is None else {
-            "reference": _num(comp.reference), "delta": _num(comp.delta),
-            "low": _num(comp.low), "high": _num(comp.high), "paired": comp.paired,
-            "allowance": _num(comp.allowance), "outcome": comp.outcome.value,
+            "reference": json_number(comp.reference), "delta": json_number(comp.delta),
+            "low": json_number(comp.low), "high": json_number(comp.high), "paired": comp.paired,
+            "allowance": json_number(comp.allowance), "outcome": comp.outcome.value,
         }  # fmt: skip
     return out
 
@@ -117,8 +117,8 @@ def cell_metrics(c: Cell) -> dict[str, Any]:
 def gap_metrics(g: GapResult) -> dict[str, Any]:
     return {
         "dataset": g.dataset, "metric": g.metric, "slices": list(g.slices), "best": g.best,
-        "worst": g.worst, "gap": _num(g.gap), "low": _num(g.low), "high": _num(g.high),
-        "at_most": g.at_most, "outcome": g.outcome.value,
+        "worst": g.worst, "gap": json_number(g.gap), "low": json_number(g.low),
+        "high": json_number(g.high), "at_most": g.at_most, "outcome": g.outcome.value,
     }  # fmt: skip
 
 
@@ -129,6 +129,6 @@ def history(previous: dict | None, dataset: str, metric: str) -> list[dict[str, 
     points = []
     for item in [*previous.get("history", []), previous]:
         value = item.get("results", {}).get(dataset, {}).get("all", {}).get(metric)
-        if _num(value) is not None:
+        if json_number(value) is not None:
             points.append({"recorded": str(item.get("recorded", "?")), "value": float(value)})
     return points
