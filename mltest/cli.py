@@ -153,8 +153,14 @@ def _evaluation_commands(commands, update: argparse.ArgumentParser) -> None:
     hard.add_argument("--out", default="hard_examples.jsonl",
                       help="key-examples table to write (JSONL; default: %(default)s)")  # fmt: skip
     hard.add_argument("--dataset", help="only this data set's examples")
-    hard.add_argument("--top", type=int, metavar="N", help="at most N examples")
+    hard.add_argument("--top", type=_count, metavar="N", help="at most N examples")
     hard.set_defaults(handler=_hard_examples)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
 
 
 def _pin_outcome(report) -> str:

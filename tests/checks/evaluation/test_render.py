@@ -70,3 +70,27 @@ def test_metrics_of_any_content_draw_a_chart_or_none(name, value, reference, his
     ):
         for chart in charts_for(CheckResult("e", "evaluation", Status.FAIL, "", metrics=metrics)):
             chart.markdown()
+
+
+def test_hard_examples_become_key_example_rows_and_a_missing_report_is_exit_2(tmp_path):
+    import json
+
+    from mltest.render.hard_examples import propose
+    from tests.test_cli import mltest
+
+    metrics = {**METRICS, "cells": [{"slice": "all", "metric": "mae", "value": 0.25}],
+               "hard_examples": [
+                   {"dataset": "val", "index": 3, "id": None, "slices": ["district=C"],
+                    "loss": 2.0, "target": 1.5, "prediction": 0.1, "input": [0.5, 1.0]},
+                   {"dataset": "val", "index": 9, "id": None, "slices": [], "loss": 1.0,
+                    "target": 0.2, "prediction": 0.9, "input": None}]}  # fmt: skip
+    report = Report(suite="s", checks=[CheckResult("evaluation", "evaluation", Status.PASS, "",
+                                                   metrics=metrics)])  # fmt: skip
+    done = propose(report, tmp_path / "hard.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "hard.jsonl").read_text().splitlines()]
+    assert (done.rows, done.by_reference, done.wrong_now) == (2, 1, 2)
+    assert rows[0] == {"id": "hard-val-3", "kind": "mft", "input": [0.5, 1.0], "expected": 1.5,
+                       "tolerance": 0.25, "tags": ["hard", "val", "district=C"]}  # fmt: skip
+    assert rows[1]["input"] == {"dataset": "val", "index": 9}
+    out = mltest("hard-examples", "--report", str(tmp_path / "nowhere"))
+    assert out.returncode == 2 and "nowhere" in out.stderr
