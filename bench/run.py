@@ -18,7 +18,15 @@ from typing import Any
 
 
 def _sections() -> dict[str, Callable[[bool], dict[str, Any]]]:
-    from bench import memorization, prediction, startup, suite, supervision, torchtest_cmp
+    from bench import (
+        evaluation,
+        memorization,
+        prediction,
+        startup,
+        suite,
+        supervision,
+        torchtest_cmp,
+    )
 
     return {
         "startup": startup.startup,  # first, before this process warms any cache
@@ -30,6 +38,7 @@ def _sections() -> dict[str, Callable[[bool], dict[str, Any]]]:
         "whole_suite": suite.whole_suite,
         "supervision": supervision.supervision,
         "against_torchtest": torchtest_cmp.against_torchtest,
+        "evaluation_gate": evaluation.evaluation_gate,
     }
 
 
@@ -153,6 +162,10 @@ def table(results: dict[str, Any]) -> str:
             for label, v in t["variants"].items():
                 add(f"  {label}", f"mltest {'FAIL' if v['mltest_caught'] else 'pass'}, "
                     f"torchtest {'FAIL' if v['torchtest_caught'] else 'pass'}")
+    if "evaluation_gate" in s:
+        from bench.evaluation import table_rows
+
+        rows += table_rows(s["evaluation_gate"])
     width = max(len(r[0]) for r in rows) if rows else 10
     vwidth = max(len(r[1]) for r in rows) if rows else 10
     lines = [f"{'benchmark':<{width}}  {'measured':<{vwidth}}  target", "-" * (width + vwidth + 12)]

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_args(update)
     update.set_defaults(handler=_baseline_update)
     baseline.set_defaults(handler=lambda args: _usage(baseline))
+    _evaluation_commands(commands, update)
 
     init = commands.add_parser(
         "init",
@@ -79,7 +80,8 @@ def _suite_args(parser: argparse.ArgumentParser) -> None:
         "--check",
         action="append",
         metavar="NAME",
-        help="run only this check (repeatable): memorization, sanity, regression, key_examples",
+        help="run only this check (repeatable): memorization, sanity, regression, "
+        "key_examples, evaluation",
     )
     parser.add_argument(
         "--max-time",
@@ -177,10 +179,13 @@ def _suite(args: argparse.Namespace, *, update: bool) -> int:
         max_time_s=args.max_time,
         allow_outside_repo=args.allow_outside_repo,
         pass_env=args.pass_env,
+        pin_reference=getattr(args, "pin", False),
     )
     _say(closing(report, args.report_dir, colour=colour))
     if update and report.verdict.exit_code == 0:
         _say("baselines written; review them with `git diff` and commit them")
+    if getattr(args, "pin", False):
+        _say(_pin_outcome(report))
     return report.verdict.exit_code
 
 
@@ -211,6 +216,74 @@ def _init(args: argparse.Namespace) -> int:
     for line in outcome.lines:
         _say(line)
     return outcome.exit_code
+
+
+# --- the evaluation gate (docs/checks/evaluation.md) -------------------------------------------
+
+
+def _evaluation_commands(commands, update: argparse.ArgumentParser) -> None:
+    """`baseline update --pin` and `hard-examples`: the evaluation gate's on-purpose actions."""
+    update.add_argument(
+        "--pin",
+        action="store_true",
+        help="also re-pin the evaluation gate's reference to this result (on purpose: per-PR "
+        "updates never move it); see docs/checks/evaluation.md",
+    )
+    hard = commands.add_parser(
+        "hard-examples",
+        help="propose a saved report's hardest examples (evaluation gate) as key examples",
+    )
+    hard.add_argument("--report", default="mltest-report", help="report folder or report.json "
+                      "(default: %(default)s)")  # fmt: skip
+    hard.add_argument("--out", default="hard_examples.jsonl",
+                      help="key-examples table to write (JSONL; default: %(default)s)")  # fmt: skip
+    hard.add_argument("--dataset", help="only this data set's examples")
+    hard.add_argument("--top", type=_count, metavar="N", help="at most N examples")
+    hard.set_defaults(handler=_hard_examples)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
+def _pin_outcome(report) -> str:
+    """What `--pin` did: the evaluation gate pins only a result it recorded."""
+    from mltest.report import Status
+
+    result = next((c for c in report.checks if c.kind == "evaluation"), None)
+    if result is None or result.status is Status.SKIPPED:
+        return "--pin: the evaluation check did not run, so no reference was pinned"
+    if result.status is not Status.PASS:
+        return "--pin: the evaluation result was not recorded, so the reference was not pinned"
+    return "--pin: the evaluation gate's reference is pinned to this result"
+
+
+def _hard_examples(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mltest.render.hard_examples import propose
+    from mltest.report import Report
+
+    path = Path(args.report)
+    path = path / "report.json" if path.is_dir() else path
+    try:
+        report = Report.read_json(path)
+        done = propose(report, Path(args.out), dataset=args.dataset, top=args.top)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"mltest hard-examples: {path}: {exc}", file=sys.stderr)
+        return 2
+    _say(
+        f"wrote {done.rows} proposed key example(s) to {args.out}; the candidate gets "
+        f"{done.wrong_now} of them wrong today. Review them, keep the ones worth a test, and "
+        "list the file in checks.key_examples.examples (tag `hard` can have its own "
+        "tag_failure_rates entry)."
+    )
+    if done.by_reference:
+        _say(f"{done.by_reference} input(s) were too large to copy and name the data set and "
+             "index instead: give them real inputs, or a collate that looks them up.")  # fmt: skip
+    return 0
 
 
 def _say(text: str) -> None:

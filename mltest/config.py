@@ -37,6 +37,7 @@ CHECK_MODULES: dict[str, str] = {
     "sanity": "mltest.checks.sanity",
     "regression": "mltest.checks.regression",
     "key_examples": "mltest.checks.key_examples",
+    "evaluation": "mltest.checks.evaluation",
 }
 
 DEFAULT_CONFIG = "mltest.yaml"

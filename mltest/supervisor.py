@@ -67,6 +67,7 @@ def run_suite(
     allow_outside_repo: bool = False,
     pass_env: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    pin_reference: bool = False,
 ) -> Report:
     """Run every configured check in a worker process and write report.json, .md and junit.xml.
 
@@ -82,6 +83,7 @@ def run_suite(
         pass_env: names of extra environment variables the worker may see.
         environ: the environment the worker's is filtered from, and where the GitHub runner's
             file commands are named (default: this process's).
+        pin_reference: with `update_baselines`, the evaluation gate re-pins its reference.
 
     Returns:
         The report. Its verdict's exit code is what CI should exit with.
@@ -96,6 +98,7 @@ def run_suite(
         metadata=metadata or {},
         max_time_s=max_time_s,
         allow_outside_repo=allow_outside_repo,
+        pin_reference=pin_reference and update_baselines,
         worker_env=worker_environment(source, pass_env),
         environ=dict(source),
     )
@@ -186,7 +189,10 @@ class _SuiteRun:
                 update_baselines=self.options["update_baselines"],
                 staging=str(staging),
                 stack_file=str(scratch / f"stack-{len(pending)}.txt"),
-                extra={"network": self.options["environ"].get("MLTEST_NETWORK", "")},
+                extra={
+                    "network": self.options["environ"].get("MLTEST_NETWORK", ""),
+                    "pin_reference": self.options["pin_reference"],
+                },
             )
             worker = WorkerProcess(
                 job, self.options["worker_env"], tree, pause_commands=self.pause_token

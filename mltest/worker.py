@@ -96,6 +96,7 @@ def run_checks(job: Job, sender: Sender) -> None:
             update_baselines=job.update_baselines,
             deadline=Deadline(name, loaded.checks[name].time_budget_s),
             shared=shared,
+            pin_reference=bool(job.extra.get("pin_reference")),
         )
 
     if job.checks:

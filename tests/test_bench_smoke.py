@@ -21,6 +21,7 @@ SECTIONS = {
     "whole_suite",
     "supervision",
     "against_torchtest",
+    "evaluation_gate",
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "mltest"
 MAX_LINES = 400
-CHECKS = ("memorization", "sanity", "regression", "key_examples")
+CHECKS = ("memorization", "sanity", "regression", "key_examples", "evaluation")
 # Run no user code and import no torch: they decide, write reports and publish.
 SUPERVISOR_SIDE = ("mltest.supervisor", "mltest.worker_handle", "mltest.process_guard",
                    "mltest.run_files", "mltest.run_metadata", "mltest.cli", "mltest.render",

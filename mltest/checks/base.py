@@ -113,6 +113,8 @@ class CheckContext:
         project: builds fresh seeded models and data modules.
         baselines: the repo's baseline store.
         update_baselines: True under `mltest baseline update`: record instead of compare.
+        pin_reference: True under `mltest baseline update --pin`: the evaluation gate also
+            re-pins its reference (nothing else writes it).
         deadline: the check's time budget.
         shared: values computed by one check and reused by a later one in the same run.
     """
@@ -124,6 +126,7 @@ class CheckContext:
     update_baselines: bool
     deadline: Deadline
     shared: dict[str, Any] = field(default_factory=dict)
+    pin_reference: bool = False
 
     @property
     def seeds(self) -> list[int]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mltest.render import mermaid
+from mltest.render.evaluation_charts import evaluation
 from mltest.render.mermaid import Chart, Series
 from mltest.report import NON_FINITE, CheckResult
 
@@ -281,4 +282,5 @@ _BUILDERS: dict[str, Callable[[dict], list[Chart | None]]] = {
     "memorization": memorization,
     "key_examples": key_examples,
     "regression": regression,
+    "evaluation": evaluation,
 }
