@@ -388,12 +388,11 @@ class _StepProbe(pytorch_lightning.Callback):
                     "(input_key, mask_key) against the batch"
                 )
             else:
-                option = (
-                    "batch_independence" if self.settings.batch_independence else "output_range"
-                )
+                option = ("batch_independence" if self.settings.batch_independence
+                          else "output_range")  # fmt: skip
                 self.error = ProjectError(
-                    f"checks.sanity: calling the model's {x.describe() if x else 'forward'} "
-                    "in eval mode "
+                    f"checks.sanity: calling the model's {x.describe() if x else 'forward'} in "
+                    "eval mode "
                     f"({source}) for {option} raised {type(exc).__name__}: {exc}; "
                     "set checks.sanity.input_key to the batch element forward takes, or turn "
                     "the option off"
