@@ -60,14 +60,22 @@ def _worker_start(config: Path) -> dict[str, float]:
     import os
 
     from mltest.channel import Job
+    from mltest.process_tree import Containment
     from mltest.worker_handle import WorkerProcess, worker_environment
 
     scratch = Path(tempfile.mkdtemp(prefix="mltest-bench-worker-"))
     (scratch / "staging").mkdir()
     job = Job(str(config), ["memorization"], False, str(scratch / "staging"), str(scratch / "s"))
     started = time.perf_counter()
-    worker = WorkerProcess(job, worker_environment(os.environ))
     marks: dict[str, float] = {}
+    with Containment() as tree:
+        worker = WorkerProcess(job, worker_environment(os.environ), tree)
+        _until_first_start(worker, marks, started)
+    return {"to_facts_s": marks.get("facts", float("nan")),
+            "to_first_check_s": marks.get("start", float("nan"))}  # fmt: skip
+
+
+def _until_first_start(worker, marks: dict[str, float], started: float) -> None:
     try:
         while "start" not in marks:
             messages, state = worker.messages(time.monotonic() + 120)
@@ -77,8 +85,6 @@ def _worker_start(config: Path) -> dict[str, float]:
                 break
     finally:
         worker.stop()
-    return {"to_facts_s": marks.get("facts", float("nan")),
-            "to_first_check_s": marks.get("start", float("nan"))}  # fmt: skip
 
 
 def supervision(quick: bool) -> dict[str, Any]:

@@ -152,10 +152,15 @@ def _write_partial(options: InitOptions) -> None:
 def _explore(path: Path, options: InitOptions) -> CheckResult:
     """Run the exploration in a worker; its `init` result (an ERROR result when it failed)."""
     from mltest.process_guard import Cancellation, protect_from_other_processes
+    from mltest.process_tree import Containment
     from mltest.worker_handle import WorkerProcess, worker_environment
 
     protect_from_other_processes()
-    with Cancellation() as cancel, tempfile.TemporaryDirectory(prefix="mltest-init-") as scratch:
+    with (
+        Cancellation() as cancel,
+        Containment() as tree,  # nothing the exploration starts outlives it
+        tempfile.TemporaryDirectory(prefix="mltest-init-") as scratch,
+    ):
         job = Job(
             config=str(path.resolve()),
             checks=[],
@@ -171,7 +176,7 @@ def _explore(path: Path, options: InitOptions) -> CheckResult:
                 },
             },
         )
-        worker = WorkerProcess(job, worker_environment(os.environ, options.pass_env))
+        worker = WorkerProcess(job, worker_environment(os.environ, options.pass_env), tree)
         try:
             return _drive(worker, options.time_budget_s, cancel)
         finally:

@@ -31,8 +31,8 @@ def test_the_tabular_example_on_lightning_passes_every_check(tmp_path):
     config = rewritten("tabular", tmp_path, "import lightning as L\npl = L")
     report = run_suite(config, tmp_path / "report")
     assert report.verdict is Verdict.PASS, [(c.name, c.summary) for c in report.checks]
-    assert [c.name for c in report.checks] == ["memorization", "sanity", "regression",
-                                               "key_examples"]  # fmt: skip
+    ran = [c.name for c in report.checks if c.status.value == "pass"]
+    assert ran == ["memorization", "sanity", "regression", "key_examples"]
     memorization = report.checks[0]
     assert memorization.summary.startswith("memorized in 14 epochs")  # as recorded with pl
 

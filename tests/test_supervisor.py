@@ -50,12 +50,16 @@ ACTIONS = {
 
 def broken_suite(tmp_path: Path, action: str, **yaml_edits: str) -> Path:
     """The tabular example whose model crashes in training_step; regression uses the fresh
-    init (no training), so it still runs and passes in the fresh worker."""
+    init (no training) and the configured task (no step to detect it), so it still runs and
+    passes in the fresh worker."""
     config = copy_example("tabular", tmp_path)
     model = config.parent / "model.py"
     model.write_text(model.read_text() + BROKEN.format(action=action))
     text = config.read_text().replace("class: model:TabularMLP", "class: model:Broken")
-    text = text.replace("model_under_test: {source: train, epochs: 3, seed: 0}", "")
+    text = text.replace(
+        "model_under_test: {source: train, epochs: 3, seed: 0}",
+        "task: {kind: classification, class_axis: -1, classes: 3}",
+    )
     for old, new in yaml_edits.items():
         assert old in text
         text = text.replace(old, new)

@@ -134,7 +134,8 @@ def detect(model: Any, batch: Any) -> Task:
         shadowed = {n: model.__dict__[n] for n in ("log", "log_dict") if n in model.__dict__}
         model.log = model.log_dict = lambda *args, **kwargs: None  # no Trainer to log to
         try:
-            with torch.no_grad(), recorder, contextlib.suppress(Exception):
+            # SystemExit too: a step that exits is the checks' to report, not detection's
+            with torch.no_grad(), recorder, contextlib.suppress(Exception, SystemExit):
                 model.training_step(batch, 0)
         finally:
             del model.log, model.log_dict
