@@ -179,6 +179,18 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     if status is Status.PASS:
         notices += noise_notices(settings, noise, tolerances)
     details = details_markdown(inputs.description, comparison, "golden", "got")
+    localisation = None
+    if status is Status.FAIL and not inputs_changed:
+        from mltest.checks.regression.trace import localise
+
+        ctx.deadline.check()
+        localisation = localise(ctx, golden, inputs.batches, cross=cross)
+        if isinstance(localisation, str):
+            notices.append(localisation)
+            localisation = None
+        else:  # the module to check first replaces the generic advice
+            summary, hint = f"{summary}; {localisation.summary}", localisation.hint
+            details = f"{localisation.details}\n{details}"
     if inputs_changed:
         details = input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
     return CheckResult(
@@ -194,6 +206,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "golden_input_hash": golden_inputs.get("hash"),
             "golden_environment": golden.metadata.get("environment", {}),
             "tolerances": {n: {"rtol": t.rtol, "atol": t.atol} for n, t in tolerances.items()},
+            **({"localisation": localisation.metrics} if localisation else {}),
             **output_metrics(comparison),
         },
         cases=[

@@ -1,0 +1,127 @@
+"""Moved outputs are traced to the module where the forward pass first changed.
+
+The segmentation example's UNet (`DoubleConv`, `Down`, `Up`, written like Lightning's own) is
+traced at its seeded fresh init, as the check traces a model it trains, on the golden side and
+after a pull request's edit; each bug is named at its module, and renames and a harmless
+restructuring map module to module with nothing moved.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from mltest.checks.regression.fingerprints import FingerprintError, encode, read
+from mltest.checks.regression.locate import locate
+from mltest.checks.regression.trace import trace_module
+from tests.suites import edited_example
+
+STRIDE = (
+    "nn.ConvTranspose2d(in_ch, in_ch // 2, kernel_size=2, stride=2)",
+    "nn.ConvTranspose2d(in_ch, in_ch // 2, kernel_size=2, stride=1)",
+)
+WRONG_SKIP = ("torch.cat([x2, x1], dim=1)", "torch.cat([x2, x2], dim=1)")
+LABEL_MAP = ("        return self(img)\n", "        return self(img)[:, [0, 2, 1]]\n")
+RENAME = ("self.upsample", "self.up")
+# Down without its Sequential: the same layers created in the same order, called directly.
+UNWRAPPED = (
+    "        self.net = nn.Sequential(nn.MaxPool2d(kernel_size=2, stride=2), "
+    "DoubleConv(in_ch, out_ch))\n\n    def forward(self, x):\n        return self.net(x)",
+    "        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)\n"
+    "        self.conv = DoubleConv(in_ch, out_ch)\n\n"
+    "    def forward(self, x):\n        return self.conv(self.pool(x))",
+)
+
+
+def unet_trace(directory, *edits):
+    """The example's UNet, edited, at its seeded fresh init, traced on 6 fixed images in
+    batches of 4 (the last batch shorter, as the fixed inputs' often is)."""
+    config = edited_example("segmentation", directory, edits)
+    path = config.parent / "model.py"
+    spec = importlib.util.spec_from_file_location(f"unet_{directory.name}", path)
+    source = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(source)
+    torch.manual_seed(0)
+    model = source.SegModel(num_classes=3)
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    return trace_module(model, [images[:4], images[4:]], "fresh init (seed 0)")
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """The golden side's trace, read back from its file as a failing run reads it."""
+    path = tmp_path_factory.mktemp("golden") / "cpu.modules.json"
+    path.write_bytes(encode(unet_trace(path.parent / "model"), "sha256:golden"))
+    return read(path, "sha256:golden")
+
+
+def test_a_transposed_convolution_with_stride_1_is_named_with_its_shape(golden, tmp_path):
+    found = locate(golden, unet_trace(tmp_path, STRIDE))
+    assert found.metrics["first_moved"] == "net.layers.3.upsample"
+    assert "the output of `net.layers.3.upsample` (ConvTranspose2d) on an unchanged input " in (
+        found.summary
+    )
+    assert "shape [4, 16, 16, 16] → [4, 16, 9, 9]" in found.summary
+    assert "stride" in found.hint and "`net.layers.3.upsample`" in found.hint
+    assert "⟵ first moved" in found.details
+
+
+def test_a_skip_connection_with_the_wrong_tensor_is_named_in_up_forward(golden, tmp_path):
+    found = locate(golden, unet_trace(tmp_path, WRONG_SKIP))
+    assert found.metrics["first_moved"] == "net.layers.3.conv"
+    assert "the input of `net.layers.3.conv` (DoubleConv)" in found.summary
+    assert "the change is in Up.forward (`net.layers.3`) before it calls `conv`" in found.summary
+    assert found.hint.startswith("Check Up.forward first") and "skip connection" in found.hint
+
+
+def test_a_label_map_in_predict_step_is_named_after_the_model(golden, tmp_path):
+    # Swapping two classes keeps every mean and spread: the position-weighted sum moves.
+    found = locate(golden, unet_trace(tmp_path, LABEL_MAP))
+    assert found.metrics["first_moved"] == "<predict_step>"
+    assert "every module call of the model matches the golden trace" in found.summary
+    assert "label map" in found.hint
+
+
+def test_a_rename_maps_each_module_to_its_old_name(golden, tmp_path):
+    found = locate(golden, unet_trace(tmp_path, RENAME))
+    assert found.metrics["first_moved"] is None
+    assert found.metrics["renamed_modules"] == [
+        ["net.layers.3.upsample", "net.layers.3.up"],
+        ["net.layers.4.upsample", "net.layers.4.up"],
+    ]
+    assert not found.metrics["new_modules"] and not found.metrics["gone_modules"]
+    # A bug in a renamed module is named under both names.
+    found = locate(golden, unet_trace(tmp_path / "both", RENAME, (STRIDE[0], STRIDE[1])))
+    assert "`net.layers.3.up` (ConvTranspose2d, renamed from `net.layers.3.upsample`)" in (
+        found.summary
+    )
+
+
+def test_a_harmless_restructuring_moves_nothing(golden, tmp_path):
+    found = locate(golden, unet_trace(tmp_path, UNWRAPPED))
+    assert found.metrics["first_moved"] is None, found.summary
+    assert ["net.layers.1.net.0", "net.layers.1.pool"] in found.metrics["renamed_modules"]
+    assert found.metrics["gone_modules"] == ["net.layers.1.net", "net.layers.2.net"]
+    assert "the outputs moved through training" in found.summary
+
+
+def test_a_file_of_another_recording_or_with_a_non_finite_number_is_refused(golden, tmp_path):
+    path = tmp_path / "cpu.modules.json"
+    path.write_bytes(encode(golden, "sha256:golden"))
+    with pytest.raises(FingerprintError, match="another recording"):
+        read(path, "sha256:other")
+    text = path.read_text()
+    first_norm = json.loads(text)["calls"][4]["params"][1]
+    path.write_text(text.replace(f"[224,{first_norm}]", "[224,Infinity]", 1))
+    with pytest.raises(FingerprintError, match="inf is not a finite number"):
+        read(path, "sha256:golden")
+    assert read(tmp_path / "none.json", "sha256:golden") is None
+
+
+def test_the_file_stays_small(tmp_path):
+    trace = unet_trace(tmp_path)
+    assert len(trace.calls) == 54  # 53 module calls and predict_step's outputs
+    assert len(encode(trace, "sha256:x")) < 16_000
