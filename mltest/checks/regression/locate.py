@@ -97,13 +97,15 @@ def locate(golden: Trace, now: Trace, *, tolerance: float = SAME_ENVIRONMENT) ->
     same_batch = golden.batch == now.batch
     events = sorted([(c.start, "in", j) for j, c in enumerate(calls)]
                     + [(c.end, "out", j) for j, c in enumerate(calls)])
-    recent_new: Call | None = None
+    recent_new: Call | _Removed | None = None
+    last_clock = 0  # the golden clock of the last event that matched
     found = None
     for _, kind, j in events:
         if j not in partner:
             recent_new = recent_new or calls[j]
             continue
         g, c = partner[j], calls[j]
+        clock = g.start if kind == "in" else g.end
         what = stats_change(
             g.inputs if kind == "in" else g.outputs,
             c.inputs if kind == "in" else c.outputs,
@@ -111,9 +113,12 @@ def locate(golden: Trace, now: Trace, *, tolerance: float = SAME_ENVIRONMENT) ->
             batch=same_batch,
         )
         if what:
+            # A call that is gone and ran between the last match and here moved it.
+            removed = [x for x in gone if last_clock < x.start < clock and x.name != PREDICT]
+            recent_new = recent_new or (_Removed(removed[0]) if removed else None)
             found = (kind, j, what)
             break
-        recent_new = None
+        recent_new, last_clock = None, clock
     init = now.reference.startswith("fresh init")
     if found is None:
         summary, hint = _nothing_moved(init, now.truncated or golden.truncated)
@@ -150,6 +155,13 @@ def _moved(kind, call, before, what, calls, recent_new, init, tolerance) -> tupl
             f"outputs moved ({what}): the change is after the model's forward",
             "Check predict_step and the post-processing first: the label map (class order), a "
             "threshold, a scaling, or a softmax or argmax over another axis.",
+        )
+    if kind == "in" and isinstance(recent_new, _Removed):
+        return (
+            f"first moved {where}: the input of {shown}, right where {recent_new.call.shown} "
+            f"ran before, which is gone ({what}): removing it changed what follows",
+            f"Check why {recent_new.call.shown} was removed first: what it computed reached "
+            "the outputs. Then the preprocessing and the label map.",
         )
     if kind == "in" and recent_new is not None:
         return (
@@ -204,6 +216,13 @@ def _moved(kind, call, before, what, calls, recent_new, init, tolerance) -> tupl
         f"Check how `{call.name}` is built first: its arguments ({_typical(call.cls)}), or a "
         "replaced class. Then the preprocessing and the label map.",
     )
+
+
+@dataclass(frozen=True)
+class _Removed:
+    """A golden call that is gone, found just before the first moved input."""
+
+    call: Call
 
 
 def _nothing_moved(init: bool, truncated: bool) -> tuple[str, str]:

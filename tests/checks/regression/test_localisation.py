@@ -36,18 +36,30 @@ UNWRAPPED = (
 )
 
 
-def unet_trace(directory, *edits):
-    """The example's UNet, edited, at its seeded fresh init, traced on 6 fixed images in
-    batches of 4 (the last batch shorter, as the fixed inputs' often is)."""
-    config = edited_example("segmentation", directory, edits)
+def fresh_model(example, directory, cls, edits=()):
+    """An example's model class, edited, built at seed 0 (as the check's fresh init is)."""
+    config = edited_example(example, directory, edits)
     path = config.parent / "model.py"
-    spec = importlib.util.spec_from_file_location(f"unet_{directory.name}", path)
+    spec = importlib.util.spec_from_file_location(f"{example}_{directory.name}", path)
     source = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(source)
     torch.manual_seed(0)
-    model = source.SegModel(num_classes=3)
+    return getattr(source, cls)()
+
+
+def unet_trace(directory, *edits):
+    """The example's UNet, edited, at its seeded fresh init, traced on 6 fixed images in
+    batches of 4 (the last batch shorter, as the fixed inputs' often is)."""
+    model = fresh_model("segmentation", directory, "SegModel", edits)
     images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     return trace_module(model, [images[:4], images[4:]], "fresh init (seed 0)")
+
+
+def mlp_trace(directory, *edits):
+    """The tabular example's MLP at its seeded fresh init, traced on 16 rows."""
+    model = fresh_model("tabular", directory, "TabularMLP", edits)
+    rows = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    return trace_module(model, [rows], "fresh init (seed 0)")
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +137,25 @@ def test_the_file_stays_small(tmp_path):
     trace = unet_trace(tmp_path)
     assert len(trace.calls) == 54  # 53 module calls and predict_step's outputs
     assert len(encode(trace, "sha256:x")) < 16_000
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("            nn.Linear(features, hidden),\n            nn.ReLU(),\n",
+             "            nn.Linear(features, hidden),\n"),
+            "the input of `net.1` (Dropout, renamed from `net.2`), right where `net.1` (ReLU) "
+            "ran before, which is gone",
+        ),
+        (
+            ("            nn.Linear(features, hidden),\n",
+             "            nn.Linear(features, hidden),\n            nn.Tanh(),\n"),
+            "right after `net.1` (Tanh), which did not exist before",
+        ),
+    ],
+    ids=["an activation removed", "an activation added"],
+)
+def test_a_removed_or_added_module_is_named_where_the_values_moved(tmp_path, edit, expected):
+    found = locate(mlp_trace(tmp_path / "golden"), mlp_trace(tmp_path / "now", edit))
+    assert expected in found.summary, found.summary
