@@ -14,8 +14,8 @@ import json
 import pytest
 import torch
 
-from mltest.checks.regression.fingerprints import FingerprintError, encode, read
-from mltest.checks.regression.locate import locate
+from mltest.checks.regression.fingerprints import FingerprintError, Stats, encode, read
+from mltest.checks.regression.locate import CROSS_ENVIRONMENT, locate, stats_change
 from mltest.checks.regression.trace import trace_module
 from tests.suites import edited_example
 
@@ -47,10 +47,10 @@ def fresh_model(example, directory, cls, edits=()):
     return getattr(source, cls)()
 
 
-def unet_trace(directory, *edits):
+def unet_trace(directory, *edits, device="cpu"):
     """The example's UNet, edited, at its seeded fresh init, traced on 6 fixed images in
     batches of 4 (the last batch shorter, as the fixed inputs' often is)."""
-    model = fresh_model("segmentation", directory, "SegModel", edits)
+    model = fresh_model("segmentation", directory, "SegModel", edits).to(device)
     images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     return trace_module(model, [images[:4], images[4:]], "fresh init (seed 0)")
 
@@ -159,3 +159,31 @@ def test_the_file_stays_small(tmp_path):
 def test_a_removed_or_added_module_is_named_where_the_values_moved(tmp_path, edit, expected):
     found = locate(mlp_trace(tmp_path / "golden"), mlp_trace(tmp_path / "now", edit))
     assert expected in found.summary, found.summary
+
+
+@pytest.mark.gpu
+def test_a_trace_on_cuda_matches_the_cpu_golden_and_still_names_the_stride_bug(golden, tmp_path):
+    # Against another environment's trace (a CPU golden, read on a GPU runner): float noise
+    # between devices is not a moved module, the stride bug still is.
+    same = locate(golden, unet_trace(tmp_path, device="cuda"), tolerance=CROSS_ENVIRONMENT)
+    assert same.metrics["first_moved"] is None, same.summary
+    bug = unet_trace(tmp_path / "bug", STRIDE, device="cuda")
+    found = locate(golden, bug, tolerance=CROSS_ENVIRONMENT)
+    assert found.metrics["first_moved"] == "net.layers.3.upsample", found.summary
+
+
+def test_how_a_tensor_moved_reads_in_words():
+    was = Stats((8, 4), "float32", mean=0.5, std=0.2, absmax=1.0, proj=0.1)
+    assert stats_change((was,), (was,), 1e-3) == ""
+    near = Stats((8, 4), "float32", mean=0.5001, std=0.2, absmax=1.0, proj=0.1)
+    assert stats_change((was,), (near,), 1e-3) == ""  # 5e-4 of the spread: float noise
+    flat = Stats((8, 4), "float32", mean=0.3, std=1e-9, absmax=0.3, proj=0.0)
+    assert stats_change((was,), (flat,), 1e-3).startswith("became constant (0.3 everywhere")
+    wider = Stats((8, 5), "float32", 0.5, 0.2, 1.0, 0.1)
+    assert stats_change((was,), (wider,), 1e-3) == "shape [8, 4] → [8, 5]"
+    assert stats_change((was,), (wider,), 1e-3, batch=False) == "shape [8, 4] → [8, 5]"
+    other_batch = Stats((6, 4), "float32", 0.5, 0.2, 1.0, 0.1)
+    assert stats_change((was,), (other_batch,), 1e-3, batch=False) == ""
+    nan = Stats((8, 4), "float32", 0.5, 0.2, 1.0, 0.1, nonfinite=3)
+    assert stats_change((was,), (nan,), 1e-3) == "non-finite values 0 → 3"
+    assert stats_change((was,), (was, was), 1e-3) == "1 tensor(s) → 2"
