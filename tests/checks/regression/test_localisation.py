@@ -187,3 +187,15 @@ def test_how_a_tensor_moved_reads_in_words():
     nan = Stats((8, 4), "float32", 0.5, 0.2, 1.0, 0.1, nonfinite=3)
     assert stats_change((was,), (nan,), 1e-3) == "non-finite values 0 → 3"
     assert stats_change((was,), (was, was), 1e-3) == "1 tensor(s) → 2"
+
+
+def test_a_shifted_label_map_of_string_labels_is_named_after_the_model(tmp_path):
+    def names(order):
+        return lambda probs: {"name": [order[i] for i in probs.argmax(dim=1)]}
+
+    model = fresh_model("tabular", tmp_path, "TabularMLP")
+    rows = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    golden = trace_module(model, [rows], postprocess=names(["alpha", "beta", "gamma"]))
+    shifted = trace_module(model, [rows], postprocess=names(["beta", "gamma", "alpha"]))
+    found = locate(golden, shifted)
+    assert found.metrics["first_moved"] == "<predict_step>", found.summary
