@@ -184,13 +184,13 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         from mltest.checks.regression.trace import localise
 
         ctx.deadline.check()
-        localisation = localise(ctx, golden, inputs.batches, cross=cross)
-        if isinstance(localisation, str):
-            notices.append(localisation)
-            localisation = None
+        located = localise(ctx, golden, inputs.batches, cross=cross)
+        if isinstance(located, str):  # why the moved outputs are not traced to a module
+            notices.append(located)
         else:  # the module to check first replaces the generic advice
-            summary, hint = f"{summary}; {localisation.summary}", localisation.hint
-            details = f"{localisation.details}\n{details}"
+            localisation = located
+            summary, hint = f"{summary}; {located.summary}", located.hint
+            details = f"{located.details}\n{details}"
     if inputs_changed:
         details = input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
     return CheckResult(
