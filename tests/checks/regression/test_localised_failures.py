@@ -1,7 +1,8 @@
 """A failing regression check names the module where the outputs moved, against the
 segmentation example's committed golden record (its UNet trained 5 epochs, traced at init),
 says what to check first, and does not suggest recording the change; a golden record without
-a module trace, or with one of another recording, still fails on the comparison alone."""
+a module trace, or with one of another recording, still fails on the comparison alone; a
+harmless restructuring passes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import json
 from bench.common import context
 from mltest.checks import regression
 from mltest.report import Status
+from tests.checks.regression.test_localisation import STRIDE, UNWRAPPED, WRONG_SKIP
 from tests.suites import edited_example, forget_project_modules
 
-STRIDE = (
-    "nn.ConvTranspose2d(in_ch, in_ch // 2, kernel_size=2, stride=2)",
-    "nn.ConvTranspose2d(in_ch, in_ch // 2, kernel_size=2, stride=1)",
-)
 TRACE = ".mltest/golden/regression/cpu-torch2.13-32-true.modules.json"
 
 
@@ -69,3 +67,19 @@ def test_a_learning_rate_100x_is_named_as_a_change_in_training(tmp_path):
     ) in result.summary, result.summary
     assert "learning rate" in result.hint and "baseline update" not in result.hint
     assert result.metrics["localisation"]["first_moved"] is None
+
+
+def test_a_skip_connection_with_the_wrong_tensor_is_named_in_up_forward(tmp_path):
+    result, _, _ = _check(tmp_path, [WRONG_SKIP])
+    assert result.status is Status.FAIL
+    assert (
+        "the input of `net.layers.3.conv` (DoubleConv), while every call before it matches"
+    ) in result.summary, result.summary
+    assert "the change is in Up.forward (`net.layers.3`) before it calls `conv`" in result.summary
+    assert result.hint.startswith("Check Up.forward first") and "baseline update" not in result.hint
+
+
+def test_down_without_its_sequential_passes(tmp_path):
+    # The same layers created in the same order, called one by one: the same trained model.
+    result, _, _ = _check(tmp_path, [UNWRAPPED])
+    assert result.status is Status.PASS, result.summary
