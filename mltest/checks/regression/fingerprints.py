@@ -56,7 +56,7 @@ class Call:
         """`net.layers.3.upsample` (`ConvTranspose2d`), the model itself for the root."""
         if self.name == PREDICT:
             return "predict_step's outputs"
-        return f"`{self.name or 'the model'}` ({self.cls})"
+        return f"`{self.name}` ({self.cls})" if self.name else f"the model ({self.cls})"
 
 
 @dataclass(frozen=True)

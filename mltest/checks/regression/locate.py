@@ -180,10 +180,11 @@ def _moved(kind, call, before, what, calls, recent_new, init, tolerance) -> tupl
                 "resizing, channel order, dtype), then the data module's preprocessing.",
             )
         child = call.name.rsplit(".", 1)[-1]
+        owner = f"`{caller.name}`" if caller.name else "the model"
         return (
             f"first moved {where}: the input of {shown}, while every call before it "
-            f"matches ({what}): the change is in {caller.cls}.forward "
-            f"(`{caller.name or 'the model'}`) before it calls `{child}`",
+            f"matches ({what}): the change is in {caller.cls}.forward ({owner}) before it "
+            f"calls `{child}`",
             f"Check {caller.cls}.forward first, where it builds the input of `{child}`: a skip "
             "connection or concatenation with the wrong tensor, a changed reshape, slice, "
             "padding or order of operations. Then the preprocessing and the label map.",
@@ -244,7 +245,7 @@ def _nothing_moved(init: bool, truncated: bool) -> tuple[str, str]:
 
 def _shown(call: Call, before: Call) -> str:
     if before.name != call.name:
-        return f"`{call.name or 'the model'}` ({call.cls}, renamed from `{before.name}`)"
+        return f"`{call.name}` ({call.cls}, renamed from `{before.name}`)"
     return call.shown
 
 

@@ -97,6 +97,14 @@ def test_a_label_map_in_predict_step_is_named_after_the_model(golden, tmp_path):
     assert "label map" in found.hint
 
 
+def test_preprocessing_changed_in_predict_step_is_named_before_the_model(golden, tmp_path):
+    scaled = ("        return self(img)\n", "        return self(img / 255)\n")
+    found = locate(golden, unet_trace(tmp_path, scaled))
+    assert found.metrics["first_moved"] == ""  # the model itself: its input
+    assert "the input of the model (SegModel), before any module ran" in found.summary
+    assert found.hint.startswith("Check predict_step first")
+
+
 def test_a_rename_maps_each_module_to_its_old_name(golden, tmp_path):
     found = locate(golden, unet_trace(tmp_path, RENAME))
     assert found.metrics["first_moved"] is None
