@@ -6,16 +6,17 @@ training run, or the seeded fresh init), its `predict_step` in eval mode plus th
 post-processing, the fixed inputs (the first K examples of the data module, or a file) and the
 golden outputs stored in the repo.
 Records: per environment, the golden outputs (safetensors) with their metadata (inputs'
-hashes and statistics, versions, device, the training noise measured at update), listed in
-`baselines.json` with a short history.
+hashes and statistics, versions, device, the training noise measured at update) and the
+module trace of the prediction (each submodule call's fingerprint), listed in `baselines.json`
+with a short history.
 
 This entry imports no torch: the supervisor validates `Settings` without it, and `run` imports
 the measuring side only where checks run (the worker).
 
 Modules: `settings` (config), `fixed_inputs` (read the inputs), `golden` (the record's file
 format), `lookup` (which record a run compares with), `compare` (outputs against a record),
-`tolerances`, `report` (verdict and the words for it), `record` (baseline update), `check`
-(`validate`, `run`).
+`tolerances`, `report` (verdict and the words for it), `record` (baseline update), `trace`,
+`fingerprints` and `locate` (which module moved first), `check` (`validate`, `run`).
 """
 
 from __future__ import annotations

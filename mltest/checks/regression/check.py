@@ -179,6 +179,18 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     if status is Status.PASS:
         notices += noise_notices(settings, noise, tolerances)
     details = details_markdown(inputs.description, comparison, "golden", "got")
+    localisation = None
+    if status is Status.FAIL and not inputs_changed:
+        from mltest.checks.regression.trace import localise
+
+        ctx.deadline.check()
+        located = localise(ctx, golden, inputs.batches, cross=cross)
+        if isinstance(located, str):  # why the moved outputs are not traced to a module
+            notices.append(located)
+        else:  # the module to check first replaces the generic advice
+            localisation = located
+            summary, hint = f"{summary}; {located.summary}", located.hint
+            details = f"{located.details}\n{details}"
     if inputs_changed:
         details = input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
     return CheckResult(
@@ -194,6 +206,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "golden_input_hash": golden_inputs.get("hash"),
             "golden_environment": golden.metadata.get("environment", {}),
             "tolerances": {n: {"rtol": t.rtol, "atol": t.atol} for n, t in tolerances.items()},
+            **({"localisation": localisation.metrics} if localisation else {}),
             **output_metrics(comparison),
         },
         cases=[

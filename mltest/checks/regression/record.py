@@ -3,7 +3,9 @@
 Each environment (`cpu-torch2.13-32-true`, `cuda-torch2.13-16-mixed`) has its own record, so
 recording on a GPU leaves the CPU one alone. The tensors and metadata go through the baseline
 store as bytes (staged in the worker, committed by the supervisor); `baselines.json` lists the
-environments with a short history of what each record held.
+environments with a short history of what each record held. Beside them, the module
+fingerprints of the prediction (`fingerprints`, `trace`) let a later failure name the module
+whose output moved first.
 
 For a model under test trained by the check (`source: train`), the model is trained once more
 with other floating-point sums (another CPU thread count, or cuDNN's benchmarked algorithms on
@@ -56,6 +58,7 @@ def record(
     )
     from mltest.checks.regression.lookup import find_golden
     from mltest.checks.regression.report import moved_sentence
+    from mltest.checks.regression.trace import record_trace
     from mltest.errors import BaselineError
 
     key = env["key"]
@@ -95,14 +98,17 @@ def record(
     tensors_file, meta_file = record_files(ctx.name, key)
     ctx.baselines.write_file(tensors_file, tensors)
     ctx.baselines.write_file(meta_file, meta)
+    outputs_hash = content_hash(outputs)
+    ctx.deadline.check()
+    trace_file, trace_notices = record_trace(ctx, inputs.batches, outputs_hash, meta_file)
+    notices += trace_notices
     before = ctx.baselines.get(ctx.name, key) or {}
     history = [*before.get("history", []), *([_brief(before)] if before else [])]
-    outputs_hash = content_hash(outputs)
     ctx.baselines.put(
         ctx.name,
         key,
         {
-            "files": [tensors_file, meta_file],
+            "files": [tensors_file, meta_file, *([trace_file] if trace_file else [])],
             "recorded": datetime.date.today().isoformat(),
             "torch": env["torch"],
             "lightning": env["lightning"],
@@ -132,7 +138,12 @@ def record(
         summary=f"golden outputs recorded for {key}: {len(outputs)} output(s), {values} values "
         f"for {inputs.examples} examples in {tensors_file}{was}{measured}",
         notices=notices,
-        metrics={**metrics, "noise": noise, "outputs_hash": outputs_hash},
+        metrics={
+            **metrics,
+            "noise": noise,
+            "outputs_hash": outputs_hash,
+            "fingerprints": trace_file,
+        },
     )
 
 

@@ -143,6 +143,7 @@ def test_a_plain_rerun_passes_and_the_golden_record_is_pickle_free(tmp_path):
     assert index["regression"][KEY]["files"] == [
         f"golden/regression/{KEY}.safetensors",
         f"golden/regression/{KEY}.json",
+        f"golden/regression/{KEY}.modules.json",
     ]
     assert {k: v for k, v in index.items() if k != "regression"} == {
         k: v for k, v in committed["checks"].items() if k != "regression"
