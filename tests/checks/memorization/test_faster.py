@@ -11,7 +11,13 @@ import pytest
 
 from mltest.checks.memorization import Settings
 from mltest.checks.memorization.decide import decide
-from mltest.checks.memorization.evidence import fixed_by_target, leak_probe, lr_fact, norm_fact
+from mltest.checks.memorization.evidence import (
+    fixed_by_target,
+    idle_norms,
+    leak_probe,
+    lr_fact,
+    norm_fact,
+)
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.report import Status
 from mltest.supervisor import run_suite
@@ -118,3 +124,12 @@ def test_measured_facts_compare_with_what_the_baseline_recorded():
         "baseline)"
     )
     assert norm_fact(idle, {"idle_norms": idle}) == ""
+
+
+def test_normalisation_layers_in_eval_mode_or_frozen_are_named():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.LayerNorm(4), nn.GroupNorm(2, 4))
+    model[1].eval()
+    model[2].requires_grad_(False)
+    assert idle_norms(model) == ["1 (BatchNorm1d, eval mode)", "2 (LayerNorm, frozen)"]
