@@ -133,3 +133,25 @@ def test_normalisation_layers_in_eval_mode_or_frozen_are_named():
     model[1].eval()
     model[2].requires_grad_(False)
     assert idle_norms(model) == ["1 (BatchNorm1d, eval mode)", "2 (LayerNorm, frozen)"]
+
+
+def test_batch_norm_put_in_eval_mode_in_training_step_is_named_in_the_slower_hint(tmp_path):
+    # The image example's BatchNorm layers switched to eval mode inside training_step: learning
+    # slows down (about 20 epochs instead of 12), and the hint names the layers it measured.
+    edit = (
+        "        logits = self(x)\n",
+        "        for m in self.modules():\n"
+        "            if isinstance(m, nn.BatchNorm2d):\n"
+        "                m.eval()\n"
+        "        logits = self(x)\n",
+    )
+    config = edited_example("image_classifier", tmp_path, [edit])
+    report = run_suite(config, tmp_path / "r", only=["memorization"])
+    (result,) = [c for c in report.checks if c.name == "memorization"]
+    assert result.status is Status.FAIL, result.summary
+    assert result.metrics["failure"] == "slower"
+    assert (
+        "normalisation layer(s) not training: features.1 (BatchNorm2d, eval mode), "
+        "features.5 (BatchNorm2d, eval mode)" in result.hint
+    )
+    assert_protects_baseline(result.hint)
