@@ -71,8 +71,8 @@ class Predictions:
                     f"the model now scores {width} class(es) but `labels` names {len(names)} "
                     f"({', '.join(names)}): the model's output changed",
                     hint="A changed head (number of outputs) or post-processing changes what "
-                    "the model predicts. If intended, update `labels` and the examples, then "
-                    "run the baseline update.",
+                    "the model predicts. Only if intended: update `labels` and the examples, "
+                    "then run the baseline update, which records the new outputs as correct.",
                 )
             classes = names or [str(i) for i in range(width)]
         has_labels = all(label is not None for label in labels)
@@ -81,8 +81,9 @@ class Predictions:
                 f"the model now gives one value per example but `labels` names {len(names)} "
                 f"classes ({', '.join(names)}): the model's output changed",
                 hint="A head changed to a single output (or post-processing that drops the "
-                "scores) changes what the model predicts. If intended, update `labels` and the "
-                "examples, then run the baseline update.",
+                "scores) changes what the model predicts. Only if intended: update `labels` and "
+                "the examples, then run the baseline update, which records the new outputs as "
+                "correct.",
             )
         flat: list = []
         if has_labels:

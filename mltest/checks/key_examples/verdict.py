@@ -77,7 +77,9 @@ def decide(
         if fixed:
             notices.append(
                 f"{len(fixed)} example(s) pass now that did not in the baseline "
-                f"({_ids(fixed)}); lock the gain in with `{update_command}`"
+                f"({_ids(fixed)}): check they pass for the right reason (not a leak of the "
+                "expected output or a loosened expectation) before `"
+                f"{update_command}` records them as passing"
             )
         if new and not over:
             notices.append(
@@ -95,9 +97,9 @@ def decide(
             f"{head}; over the allowed failure rate: {worst}{news}",
             "Look at the failing examples in the details (new failures first): a wrong "
             "label map, a changed normalisation or tokenisation in collate, or a feature "
-            "the model no longer uses. If the new behaviour is right, fix the expectation "
-            f"in the examples table, or allow it per tag (tag_failure_rates) and run "
-            f"`{update_command}`.",
+            "the model no longer uses. Only if the new behaviour is right: fix the "
+            "expectation in the examples table, or allow it per tag (tag_failure_rates) and run "
+            f"`{update_command}`, which records the current passes as correct.",
             notices,
         )
     if baseline is None and settings.require_baseline:

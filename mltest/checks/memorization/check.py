@@ -21,6 +21,7 @@ from mltest.checks.base import CheckContext
 from mltest.checks.memorization.decide import (
     decide,
     missed_notice,
+    much_faster,
     robust_median,
     schedule_epochs,
     suggest,
@@ -64,12 +65,17 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     if outcomes[0][1] != env_key:  # the Trainer's device differs from the plain guess
         env_key = outcomes[0][1]
         baseline = ctx.baselines.get(ctx.name, env_key)
-    status, summary, hint, notices = decide(
-        runs, baseline, settings, env_key, ctx.baselines.keys(ctx.name), ctx.update_command
+    leak = None
+    if not ctx.update_baselines and much_faster(runs, baseline, settings):
+        leak = _probe_leak(ctx, seeds[0])
+    status, summary, hint, notices, failure = decide(
+        runs, baseline, settings, env_key, ctx.baselines.keys(ctx.name), ctx.update_command,
+        leak,
     )
     median = robust_median([r.epochs for r in runs])
     if ctx.update_baselines:
         status, summary, hint, notices = _record(ctx, settings, runs, median, env_key, baseline)
+        failure = None if status is Status.PASS else failure
     if parallel_notice:
         notices = [*notices, parallel_notice]
     if schedule_notice:
@@ -96,6 +102,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "seeds": [r.seed for r in runs],
             "epochs": [r.epochs for r in runs],
             "median_epochs": median,
+            "failure": failure.value if failure else None,
+            "learning_rates": runs[0].learning_rates,
             "baseline_epochs": baseline["median"] if baseline else None,
             "baseline_history": baseline.get("history", []) if baseline else [],
             "tolerance": settings.tolerance.model_dump(),
@@ -117,6 +125,16 @@ def explore(ctx: CheckContext, settings: Settings) -> list:
     seeds = settings.seeds or ctx.seeds
     outcomes, _ = _train_seeds(ctx, settings, seeds, settings.max_epochs)
     return [seed_run for seed_run, _ in outcomes]
+
+
+def _probe_leak(ctx: CheckContext, seed: int) -> str | None:
+    """The label-leak probe on a fresh model and the first fixed batch (see `evidence`)."""
+    from mltest.checks.memorization.evidence import leak_probe
+    from mltest.seeding import isolated_global_state
+
+    with isolated_global_state():
+        model, batches = ctx.project.fresh_start(seed, 1)
+        return leak_probe(model, batches[0])
 
 
 def _train_seeds(ctx, settings: Settings, seeds: list[int], schedule: int):
@@ -167,6 +185,8 @@ def _record(ctx, settings, runs, median, env_key, previous):
         "schedule_epochs": settings.max_epochs,
         "history": history[-settings.history :] if settings.history else [],
         "curve": median_curve(runs, settings.target),
+        "learning_rates": runs[0].learning_rates,
+        "idle_norms": runs[0].idle_norms,
         "torch": torch.__version__,
         "lightning": pytorch_lightning.__version__,
         "recorded": datetime.date.today().isoformat(),

@@ -7,6 +7,8 @@ import statistics
 from typing import Any
 
 from mltest.checks.base import record_hint
+from mltest.checks.memorization.evidence import lr_fact, norm_fact
+from mltest.checks.memorization.hints import Failure, hint, measured
 from mltest.checks.memorization.seed_run import SeedRun, shown_number
 from mltest.checks.memorization.settings import Settings
 from mltest.report import Status
@@ -36,6 +38,16 @@ def schedule_epochs(
     return recorded, ""
 
 
+def much_faster(runs: list[SeedRun], baseline: dict[str, Any] | None, settings: Settings) -> bool:
+    """Whether the median count is below the baseline's beyond `faster_limit` (and beyond the
+    epoch tolerance, so a baseline of a few epochs does not flap): a finding to explain."""
+    median = robust_median([r.epochs for r in runs])
+    if baseline is None or median is None or settings.faster_limit is None:
+        return False
+    base = baseline["median"]
+    return median * settings.faster_limit <= base and base - median > settings.tolerance.epochs
+
+
 def decide(
     runs: list[SeedRun],
     baseline: dict[str, Any] | None,
@@ -43,39 +55,45 @@ def decide(
     env_key: str,
     other_keys: list[str],
     update_command: str,
-) -> tuple[Status, str, str, list[str]]:
-    """The verdict, the sentence a person reads, what to do next, and notices.
+    leak: str | None = None,
+) -> tuple[Status, str, str, list[str], Failure | None]:
+    """The verdict, the sentence a person reads, what to do next, notices, and the kind of
+    failure (None when it passed).
 
     Seeds that do not reach the target ("missed") are judged against the baseline: it fails
     when more seeds miss than the baseline recorded as not reached (none, for baselines
     recorded before misses were), or when the median count, a miss counting as slower than
-    any count, is slower than the baseline's beyond the tolerance.
+    any count, is slower than the baseline's beyond the tolerance. A median far below the
+    baseline's (`much_faster`) fails too: a leak or a raised learning rate is likelier than a
+    gain; `leak` is what the leak probe found then ('' nothing; None: not run, or it could
+    not observe the step).
     """
     target = settings.target.describe()
+    facts = _facts(runs, baseline)
     for run_ in runs:
         if run_.met_before_training:
             return (
                 Status.FAIL,
                 f"target ({target}) already met before any training (seed {run_.seed}: "
                 f"{run_.shown('init')} at init): the loss cannot drive learning",
-                "Check the loss: e.g. cross-entropy over a single output is always 0, or the "
-                "loss is computed on detached or constant tensors.",
+                hint(Failure.MET_AT_INIT, [], update_command),
                 [],
+                Failure.MET_AT_INIT,
             )
     for run_ in runs:
         if run_.nonfinite:
             return (
                 Status.FAIL,
                 f"{run_.nonfinite} (seed {run_.seed})",
-                "Look for a learning rate that is far too high, a log/sqrt/division of zero, "
-                "or mixed precision overflow.",
+                hint(Failure.NONFINITE, facts, update_command),
                 [],
+                Failure.NONFINITE,
             )
     missed = [r for r in runs if r.epochs is None]
     allowed = missed_in(baseline)
     median = robust_median([r.epochs for r in runs])
     if median is None or (baseline is not None and len(missed) > len(allowed)):
-        return _not_memorized(runs, baseline, settings)
+        return _not_memorized(runs, baseline, settings, facts, update_command)
     counts = ", ".join("—" if r.epochs is None else str(r.epochs) for r in runs)
     shown = f"{median:g} epochs (median of {counts}"
     shown += f"; {_seeds(missed)} not reached)" if missed else ")"
@@ -86,6 +104,7 @@ def decide(
             f"memorized in {shown}, but no baseline is recorded for {env_key}{elsewhere}",
             record_hint(update_command, env_key),
             [missed_notice(missed, settings)] if missed else [],
+            Failure.NO_BASELINE,
         )
     notices = []
     now_missed = sorted(r.seed for r in missed)
@@ -103,18 +122,53 @@ def decide(
             f"memorized in {shown}, slower than the baseline of {base:g} "
             f"(+{(median - base) / base:.0%}; tolerance "
             f"{settings.tolerance.relative:.0%} and {settings.tolerance.epochs} epochs)",
-            "Something makes learning slower: a learning-rate or scheduler change, a "
-            "normalisation bug, a layer that no longer trains. If the change is intended, "
-            f"run `{update_command}` and commit the baseline.",
+            hint(Failure.SLOWER, facts, update_command),
             notices,
+            Failure.SLOWER,
+        )
+    if much_faster(runs, baseline, settings):
+        return (
+            Status.FAIL,
+            f"memorized in {shown}, {base / median:.1f}x faster than the baseline of "
+            f"{base:g} (checks.memorization.faster_limit {settings.faster_limit:g}x): a "
+            "finding to explain, e.g. a label leak or a raised learning rate",
+            hint(Failure.MUCH_FASTER, [_leak_fact(leak), *facts], update_command),
+            notices,
+            Failure.MUCH_FASTER,
         )
     if median <= base * settings.faster_notice:
         notices.append(
-            f"memorized much faster than the baseline ({median:g} vs {base:g} epochs): a "
-            "possible label leak, or a gain to lock in with "
-            f"`{update_command}`"
+            f"memorized much faster than the baseline ({median:g} vs {base:g} epochs), "
+            "within faster_limit: check for a label leak or a raised learning rate before "
+            f"recording it. {measured(facts)}".strip()
         )
-    return Status.PASS, f"memorized in {shown}; baseline {base:g}", "", notices
+    return Status.PASS, f"memorized in {shown}; baseline {base:g}", "", notices, None
+
+
+def _facts(runs: list[SeedRun], baseline: dict[str, Any] | None) -> list[str]:
+    """What the fit measured that may name the cause: learning rate, idle normalisation."""
+    if not runs:
+        return []
+    return [
+        lr_fact(runs[0].learning_rates, baseline),
+        norm_fact(runs[0].idle_norms, baseline),
+    ]
+
+
+def _leak_fact(leak: str | None) -> str:
+    """The leak probe's result in words: its finding, that it found none, or that it could not
+    look (None)."""
+    if leak:
+        return leak
+    if leak is None:
+        return (
+            "the leak probe could not observe a loss target with one value per example and the "
+            "network's input"
+        )
+    return (
+        "the leak probe found no input element fixed by the loss target (a leak through a "
+        "learned transform of the label is not excluded)"
+    )
 
 
 def robust_median(counts: list[int | None]) -> float | None:
@@ -154,8 +208,12 @@ def best_shown(run_: SeedRun, settings: Settings) -> str:
 
 
 def _not_memorized(
-    runs: list[SeedRun], baseline: dict[str, Any] | None, settings: Settings
-) -> tuple[Status, str, str, list[str]]:
+    runs: list[SeedRun],
+    baseline: dict[str, Any] | None,
+    settings: Settings,
+    facts: list[str],
+    update_command: str,
+) -> tuple[Status, str, str, list[str], Failure]:
     """Too many seeds missed: each one's best value, and what to do (a bug hunt once a
     baseline shows the model memorized; a target or budget that holds before that)."""
     missed = [r for r in runs if r.epochs is None]
@@ -167,18 +225,23 @@ def _not_memorized(
         f"{'; '.join(best_shown(r, settings) for r in missed)} "
         f"(target {settings.target.describe()}{_held(settings)})"
     )
-    bug = (
-        "look for a layer that is not wired in, a detached tensor, an optimizer over the wrong "
-        "parameters, or a learning-rate bug"
-    )
-    if baseline is not None:
-        hint = (
-            f"It memorized when the baseline was recorded (median {baseline['median']:g} "
-            f"epochs), so this change stops it learning: {bug}."
+    if baseline is None:
+        bug = (
+            "look for a layer that is not wired in, a detached tensor, an optimizer over the "
+            "wrong parameters, or a learning-rate bug"
         )
-    else:
-        hint = f"The model cannot fit even a few examples: {bug}. {suggest(runs, settings)}"
-    return Status.FAIL, summary, hint.strip(), []
+        text = f"The model cannot fit even a few examples: {bug}. {suggest(runs, settings)}"
+        return Status.FAIL, summary, text.strip(), [], Failure.NOT_REACHED
+    kind = Failure.NOT_REACHED
+    if robust_median([r.epochs for r in runs]) is not None:
+        kind = Failure.SEEDS_MISSING  # most seeds still reach it: some inits no longer do
+    return (
+        Status.FAIL,
+        summary,
+        hint(kind, facts, update_command, base=baseline["median"]),
+        [],
+        kind,
+    )
 
 
 def suggest(runs: list[SeedRun], settings: Settings) -> str:

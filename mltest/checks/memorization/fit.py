@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from mltest.checks.base import CheckContext
+from mltest.checks.memorization.evidence import idle_norms, learning_rates
 from mltest.checks.memorization.judge import judge_for, judging_step
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.checks.memorization.settings import Settings, Target
@@ -106,6 +107,7 @@ class _Probe(_lightning_callback_base()):
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
         self.step = judging_step(self.step, pl_module, self.settings)
+        self.result.learning_rates = learning_rates(trainer)
         loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:
@@ -116,6 +118,8 @@ class _Probe(_lightning_callback_base()):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.deadline.check()
+        if trainer.current_epoch == 0 and batch_idx == 0:  # after the step: its modes hold
+            self.result.idle_norms = idle_norms(pl_module)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
             self.step_losses.append(loss.detach())

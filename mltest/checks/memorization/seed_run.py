@@ -23,6 +23,8 @@ class SeedRun:
     quantity: str = "loss"  # what the target is about: `loss` or the metric's name
     judge: str = "training_step"  # the step that measured it
     loop: str = ""  # why Lightning's own fit loop ran instead of mltest's lean one ('' if not)
+    learning_rates: list[float] = field(default_factory=list)  # each param group's, at start
+    idle_norms: list[str] = field(default_factory=list)  # normalisation layers not training
 
     @property
     def initial_value(self) -> float | None:

@@ -103,6 +103,10 @@ class Settings(CheckSettings):
     faster_notice: float = Field(
         0.5, gt=0, le=1, description="median at or below this share of baseline -> notice"
     )
+    faster_limit: float | None = Field(
+        3.0, gt=1, description="median this many times below the baseline (and more than "
+        "`tolerance.epochs` below it) -> fails as a finding to explain; null: a notice only",
+    )
     history: int = Field(10, ge=0, description="earlier medians kept in the baseline")
     seeds: list[int] | None = Field(None, min_length=1, description="overrides top-level seeds")
     workers: int | Literal["auto"] = Field(

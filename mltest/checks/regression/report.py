@@ -29,7 +29,11 @@ def decide(
         golden_key: the environment the golden belongs to; another than `env_now["key"]`
             means no golden exists here and only decisions were compared.
     """
-    intended = f"If the change is intended, run `{update_command}` and commit the golden files."
+    intended = (
+        "Only once the cause is found and the new outputs are intended: "
+        f"`{update_command}` records them as correct, and the reviewer sees the golden files "
+        "change in the diff."
+    )
     env_key = env_now.get("key")
     cross = golden_key is not None and golden_key != env_key
     moved = moved_sentence(comparison)

@@ -29,8 +29,12 @@ def compare_baseline(
 ) -> tuple[list[Finding], str | None]:
     """Findings and a notice from comparing the parameters that moved with the baseline.
 
-    Renamed submodules are a harmless refactor: when names differ but shapes and train/still
-    flags agree position by position, it passes with a notice to record the new names.
+    Compared by role, not only by name. A parameter under the same name fails when it trained
+    and stops, or was still and trains. Parameters that are gone or new (a renamed, split or
+    fused layer) are compared as a whole: it fails only when fewer elements train among the
+    new than among the gone while some new one is still (something that trained stopped), or
+    more train while some gone one was still (something frozen trains); otherwise it is a
+    notice, e.g. a fused q/k/v projection split into three whose parameters all train.
     """
     if baseline is None:
         return [
@@ -42,33 +46,79 @@ def compare_baseline(
         ], None
     then = [_parse(r) for r in baseline["parameters"]]
     now = [_parse(_row(p)) for p in params]
-    if {n: t for n, _, t in then} == {n: t for n, _, t in now}:
+    then_by, now_by = {n: t for n, _, t in then}, {n: t for n, _, t in now}
+    if then_by == now_by:
         return [], None
-    if [(s, t) for _, s, t in then] == [(s, t) for _, s, t in now]:
-        renamed = [(a[0], b[0]) for a, b in zip(then, now, strict=True) if a[0] != b[0]]
-        shown = ", ".join(f"{a} → {b}" for a, b in renamed[:3])
-        return [], (
-            f"{len(renamed)} parameter(s) were renamed since the baseline ({shown}); the same "
-            f"parameters train. Record the new names with `{update_command}`."
-        )
-    trained_then = {n for n, _, t in then if t}
-    trained_now = {n for n, _, t in now if t}
-    stopped = [n for n, _, _ in then if n in trained_then - trained_now]
-    started = [n for n, _, _ in now if n in trained_now - trained_then]
+    stopped = [n for n, _, t in then if t and now_by.get(n) is False]
+    started = [n for n, _, t in now if t and then_by.get(n) is False]
+    gone = [(n, _size(s), t) for n, s, t in then if n not in now_by]
+    new = [(n, _size(s), t) for n, s, t in now if n not in then_by]
     parts = []
     if stopped:
         parts.append(f"trained in the baseline but not now: {names(stopped)}")
     if started:
         parts.append(f"train now but did not in the baseline: {names(started)}")
+    trained_gone = sum(size for _, size, t in gone if t)
+    trained_new = sum(size for _, size, t in new if t)
+    new_still = [n for n, _, t in new if not t]
+    gone_still = [n for n, _, t in gone if not t]
+    if trained_new < trained_gone and new_still:  # part of what trained now sits still
+        parts.append(
+            f"{names(new_still)} do not train, in place of the baseline's "
+            f"{names([n for n, _, t in gone if t])}, which trained ({trained_new} of "
+            f"{trained_gone} elements train now)"
+        )
+        stopped += new_still
+    if trained_new > trained_gone and gone_still:  # what was frozen may train now
+        trains = [n for n, _, t in new if t]
+        parts.append(
+            f"{names(trains)} train, in place of the baseline's {names(gone_still)}, which "
+            f"did not ({trained_new} elements train now, {trained_gone} did)"
+        )
+        started += trains
+    if not parts:
+        return [], _restructured(gone, new, update_command)
     return [
         Finding(
             "baseline",
             "the set of parameters that train changed; " + "; ".join(parts),
-            "If a layer was frozen or unfrozen on purpose, record the new set with "
-            f"`{update_command}` and commit the baseline file.",
+            "Check where these parameters are frozen or left out: `requires_grad_(False)`, "
+            "a module missing from configure_optimizers' parameters, a `.detach()` or "
+            "`torch.no_grad()` around its forward, a layer no longer called. Only if the "
+            f"change in what trains is intended: `{update_command}` records the current set "
+            "as correct, and the reviewer sees it in the baseline file's diff.",
             stopped + started,
         )
     ], None
+
+
+def _size(shape: str) -> int:
+    """Elements of a parameter from its row's shape (`16x6`, `scalar`)."""
+    size = 1
+    for dim in shape.split("x") if shape != "scalar" else []:
+        size *= int(dim)
+    return size
+
+
+def _restructured(gone: list, new: list, update_command: str) -> str:
+    """The notice for renamed, split or fused parameters whose training is unchanged."""
+    renamed = len(gone) == len(new) and all(
+        a[1:] == b[1:] for a, b in zip(gone, new, strict=True)
+    )
+    shown = ", ".join(f"{a[0]} → {b[0]}" for a, b in zip(gone[:3], new[:3], strict=False))
+    parts = [
+        f"{names([p[0] for p in group])} ({sum(p[1] for p in group)} elements) {verb}"
+        for group, verb in ((gone, "no longer exist"), (new, "are new"))
+        if group
+    ]
+    if renamed:
+        what = f"{len(gone)} parameter(s) were renamed since the baseline ({shown})"
+    else:
+        what = f"parameters changed since the baseline: {'; '.join(parts)}"
+    return (
+        f"{what}; nothing that trained stopped and nothing frozen trains. Record the new "
+        f"names with `{update_command}`: it records the current set as correct."
+    )
 
 
 def step_rows(obs: StepObs) -> list[dict[str, Any]]:
@@ -135,7 +185,7 @@ def compare_optimizer_steps(
             "Each phase should step only its own optimizer on its own loss: e.g. the "
             "generator phase calls `opt_g.step()` only, and the discriminator's gradients "
             "from the generator loss are cleared (`opt_d.zero_grad()`) before D's next step. "
-            f"If the change is intended, record it with `{update_command}`.",
+            f"Only if the new steps are intended: `{update_command}` records them as correct.",
             list(dict.fromkeys([n for _, c in strays for n in c] + stepped_again))
             or changed_names,
             cause="optimizers sharing parameters",

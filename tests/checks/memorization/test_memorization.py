@@ -17,6 +17,7 @@ from mltest.checks.memorization.decide import decide
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.report import Status
 from mltest.supervisor import run_suite
+from tests.checks.wording import assert_protects_baseline
 from tests.suites import copy_example, edited_example
 
 
@@ -95,6 +96,7 @@ def test_broken_models_fail(tmp_path, bug):
     assert result.status is Status.FAIL
     assert expected in result.summary
     assert report.verdict.exit_code == 1
+    assert_protects_baseline(result.hint)
 
 
 def test_a_learning_rate_bug_is_caught_as_slower_than_baseline(tmp_path):
@@ -102,6 +104,8 @@ def test_a_learning_rate_bug_is_caught_as_slower_than_baseline(tmp_path):
     assert result.status is Status.FAIL
     assert "slower than the baseline of 14" in result.summary
     assert "mltest baseline update --config" in result.hint
+    assert "the learning rate is 0.005" in result.hint  # measured, for a person to compare
+    assert_protects_baseline(result.hint)
 
 
 def test_missing_baseline_fails_and_names_the_command(tmp_path):
@@ -162,7 +166,7 @@ def runs(*epochs):
     ],
 )
 def test_decide_applies_the_tolerance_to_the_median(epochs, baseline, status, notice):
-    got, summary, _, notices = decide(
+    got, summary, _, notices, _ = decide(
         runs(*epochs), {"median": baseline}, Settings(), "cpu", [], "mltest baseline update"
     )
     assert got is status, summary
@@ -170,7 +174,7 @@ def test_decide_applies_the_tolerance_to_the_median(epochs, baseline, status, no
 
 
 def test_decide_names_other_environments_when_this_one_has_no_baseline():
-    status, summary, hint, _ = decide(
+    status, summary, hint, _, _ = decide(
         runs(3, 3, 3), None, Settings(), "cuda-torch2.13-32-true", ["cpu-torch2.13-32-true"], "CMD"
     )
     assert status is Status.FAIL
@@ -180,7 +184,7 @@ def test_decide_names_other_environments_when_this_one_has_no_baseline():
 
 def test_decide_reports_a_seed_that_never_memorized():
     stuck = runs(5, 5) + [SeedRun(seed=9, epochs=None, initial_loss=1.0, final_loss=0.7)]
-    status, summary, _, _ = decide(stuck, {"median": 5}, Settings(), "cpu", [], "CMD")
+    status, summary, _, _, _ = decide(stuck, {"median": 5}, Settings(), "cpu", [], "CMD")
     assert status is Status.FAIL
     assert "on 1 of 3 seeds (the baseline allows 0): seed 9: loss 0.7" in summary
 

@@ -128,7 +128,7 @@ def test_a_seed_that_missed_counts_as_slower_than_any_other(counts, median):
     ],
 )
 def test_more_misses_than_the_baseline_or_a_slower_median_fail(recorded, counts, status):
-    got, summary, _, notices = decide(
+    got, summary, _, notices, _ = decide(
         runs(*counts), {"median": 6, "epochs": recorded}, Settings(), "cpu", [], "CMD"
     )
     assert got is status, summary
@@ -144,7 +144,7 @@ def test_before_any_baseline_a_failure_suggests_a_target_every_seed_reaches():
         return [0.18 * scale * math.exp(-e / 15) + 0.0555 for e in range(1, 301)]
 
     stuck = runs(None, None, None, curves={i: curve(1 + i / 10) for i in range(3)})
-    status, summary, hint, _ = decide(
+    status, summary, hint, _, _ = decide(
         stuck, None, Settings(max_epochs=300), "cpu", [], "CMD"
     )
     assert status is Status.FAIL

@@ -183,8 +183,9 @@ def judge(
                 "dead and saturated units",
                 f"activation module(s) of the baseline no longer run: {kinds}; without an "
                 "activation, adjacent linear layers compose into one linear map",
-                "Put the activation back between the layers. If it was removed or replaced by a "
-                f"functional call on purpose, record the baseline with `{update_command}`.",
+                "Put the activation back between the layers. Only if it was replaced by a "
+                f"functional call on purpose: `{update_command}` records the current modules "
+                "as correct.",
                 gone,
                 cause="missing activation",
             )
