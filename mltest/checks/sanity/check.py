@@ -38,6 +38,7 @@ ASPECTS = (
     "scheduler steps once per step",
     "padding embedding row",
     "padding invariance",
+    "no output sees later positions",
     "dead and saturated units",
     "output range",
     "batch independence",
@@ -49,6 +50,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Observe the steps, judge them, compare with the baseline (or record it)."""
     seed = settings.seed if settings.seed is not None else ctx.seeds[0]
     from mltest.checks.sanity.probes import (
+        causal,
         gradcheck,
         independence,
         init_loss,
@@ -77,6 +79,12 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     if settings.init_loss:
         findings += init_loss.judge(obs.init, (reference or {}).get("init_loss"))
     findings += padding.judge(obs.padding)
+    findings += causal.judge(obs.causal, obs.model_name)
+    if settings.causal is None:
+        from mltest.checks.task import task_of
+
+        task = task_of(ctx)
+        notices += [n for n in [causal.suggestion(task.kind, task.source)] if n]
     unit_found, unit_notices = units.judge(
         obs.units, (reference or {}).get("activations"), ctx.update_command
     )
@@ -248,6 +256,8 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip.add("loss at init")
     if obs.padding is None:
         skip |= {"padding embedding row", "padding invariance"}
+    if not settings.causal:
+        skip.add("no output sees later positions")
     if not settings.units:
         skip.add("dead and saturated units")
     if len(obs.optimizer_params) < 2:

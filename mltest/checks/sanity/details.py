@@ -120,7 +120,9 @@ def _probes(obs: StepObs) -> list[str]:
             f"{rows}.",
             "",
         ]
-    return lines
+    from mltest.checks.sanity.probes.causal import details as causal_details
+
+    return lines + causal_details(obs.causal)
 
 
 def _pad_row(row) -> str:

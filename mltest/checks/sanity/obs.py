@@ -82,6 +82,7 @@ class StepObs:
     gradcheck: GradCheckObs | None = None
     units: list[UnitObs] = field(default_factory=list)
     padding: PaddingObs | None = None
+    causal: CausalObs | None = None
     skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
 
 
@@ -200,6 +201,40 @@ class PaddingObs:
     where: str = ""
     trimmed: int = 0
     embeddings: list[PadRowObs] = field(default_factory=list)
+
+
+@dataclass
+class CausalObs:
+    """What changing the input after a position did to the outputs at or before it (eval mode).
+
+    Attributes:
+        length: positions of the input (its axis 1).
+        tried: the positions t tried, in order: the input after t was changed each time.
+        after: the t whose change leaked (None: no leak).
+        position: the first output position <= `after` that moved.
+        change: how far outputs at or before `after` moved; scale: the largest output.
+        module, module_type: the first module (in the order calls finish) whose output at
+            positions <= `after` moved; `inside`: its own input had not moved (the module
+            itself mixes positions), else the code of `parent` between its submodules did,
+            after `previous` (the last of its submodules to finish unmoved).
+        sees: which of the next position and the last one, changed alone, moved the output at
+            `position`.
+    """
+
+    length: int = 0
+    tried: list[int] = field(default_factory=list)
+    after: int | None = None
+    position: int | None = None
+    change: float = 0.0
+    scale: float = 0.0
+    module: str = ""
+    module_type: str = ""
+    inside: bool = False
+    parent: str = ""
+    parent_type: str = ""
+    previous: str = ""
+    previous_type: str = ""
+    sees: list[int] = field(default_factory=list)  # of the next and the last position
 
 
 def matches(name: str, patterns: list[str]) -> bool:
