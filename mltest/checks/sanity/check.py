@@ -25,6 +25,7 @@ from mltest.report import Case, CheckResult, Status
 
 ASPECTS = (
     "finite values",
+    "loss does not explode",
     "loss is not zero",
     "gradients are cleared between steps",
     "gradient matches finite differences",
@@ -54,6 +55,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         gradcheck,
         independence,
         init_loss,
+        loss_growth,
         padding,
         steps,
         units,
@@ -70,6 +72,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     reference = None if ctx.update_baselines or entry is None else entry
     findings = judge_step(obs, settings)
     findings += steps.judge(obs, settings.lr_drop_limit)
+    findings += loss_growth.judge(obs, settings.loss_growth_limit)
     # A parameter with no gradient at all is already named, with its reason (a detach); the
     # gradient check adds a finding only for gradients that exist and are wrong.
     untrained = {n for f in findings if f.aspect == "trainable parameters change" for n in f.names}
@@ -246,6 +249,7 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip.add("batch independence")
     if len(obs.steps) < 2:
         skip |= {
+            "loss does not explode",
             "gradients are cleared between steps",
             "optimizer steps every step",
             "scheduler steps once per step",

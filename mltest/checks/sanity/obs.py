@@ -83,6 +83,7 @@ class StepObs:
     units: list[UnitObs] = field(default_factory=list)
     padding: PaddingObs | None = None
     causal: CausalObs | None = None
+    scale: ScaleObs | None = None  # the first batch's input scale, the normalisation layers
     skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
 
 
@@ -201,6 +202,21 @@ class PaddingObs:
     where: str = ""
     trimmed: int = 0
     embeddings: list[PadRowObs] = field(default_factory=list)
+
+
+@dataclass
+class ScaleObs:
+    """The first batch's input scale and the model's normalisation layers.
+
+    Attributes:
+        input_max: the largest absolute value of the batch's floating tensors (None: none).
+        where: the batch element holding it.
+        norms: the model's normalisation modules (by class name).
+    """
+
+    input_max: float | None = None
+    where: str = ""
+    norms: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -68,6 +68,9 @@ class Settings(CheckSettings):
         description="check that no output sees a later position (a language model); unset: "
         "a notice suggests it to a sequence model",
     )
+    loss_growth_limit: float = Field(
+        100.0, gt=1, description="largest factor the loss may grow by over the steps"
+    )
     lr_drop_limit: float = Field(
         2.0, gt=1, le=1e6, description="largest fall of a learning rate over the steps"
     )

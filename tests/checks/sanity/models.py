@@ -163,3 +163,47 @@ class TokenData(pl.LightningDataModule):
     def train_dataloader(self):
         return DataLoader(self.train, batch_size=8)
 """
+
+# A small MLP regressor trained with SGD, on standardised inputs (scale 1) with targets that do
+# not depend on the input scale: the learning rate and the input scale are what tests change.
+REGRESSOR = """
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Regressor(pl.LightningModule):
+    def __init__(self, lr=0.05):
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+"""
+
+REGRESSOR_DATA = """
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Data(pl.LightningDataModule):
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.scale = scale
+
+    def setup(self, stage=None):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 4, generator=gen)
+        y = x @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.1
+        self.train = TensorDataset(x * self.scale, y)
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=16)
+"""

@@ -1,0 +1,15 @@
+"""The probes that watch the fit through callbacks of their own, beside the step's."""
+
+from __future__ import annotations
+
+from mltest.checks.sanity.obs import StepObs
+from mltest.checks.sanity.probes.causal import CausalProbe
+from mltest.checks.sanity.probes.loss_growth import ScaleWatch
+
+
+def callbacks(obs: StepObs, settings) -> list:
+    """The callbacks the settings turn on; each has `error` (raised after the fit), or None."""
+    added = [ScaleWatch(obs, settings.input_key)]
+    if settings.causal:
+        added.append(CausalProbe(obs, settings))
+    return added
