@@ -27,6 +27,7 @@ ASPECTS = (
     "finite values",
     "loss does not explode",
     "loss is not zero",
+    "what the loss receives",
     "gradients are cleared between steps",
     "gradient matches finite differences",
     "loss at init",
@@ -56,6 +57,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         independence,
         init_loss,
         loss_growth,
+        loss_inputs,
         padding,
         steps,
         units,
@@ -73,6 +75,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     findings = judge_step(obs, settings)
     findings += steps.judge(obs, settings.lr_drop_limit)
     findings += loss_growth.judge(obs, settings.loss_growth_limit)
+    findings += loss_inputs.judge(obs.loss_inputs)
     # A parameter with no gradient at all is already named, with its reason (a detach); the
     # gradient check adds a finding only for gradients that exist and are wrong.
     untrained = {n for f in findings if f.aspect == "trainable parameters change" for n in f.names}
@@ -262,6 +265,8 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip |= {"padding embedding row", "padding invariance"}
     if not settings.causal:
         skip.add("no output sees later positions")
+    if not obs.loss_inputs:
+        skip.add("what the loss receives")
     if not settings.units:
         skip.add("dead and saturated units")
     if len(obs.optimizer_params) < 2:

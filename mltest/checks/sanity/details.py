@@ -120,9 +120,9 @@ def _probes(obs: StepObs) -> list[str]:
             f"{rows}.",
             "",
         ]
-    from mltest.checks.sanity.probes.causal import details as causal_details
+    from mltest.checks.sanity.probes import causal, loss_inputs
 
-    return lines + causal_details(obs.causal)
+    return lines + loss_inputs.details(obs.loss_inputs) + causal.details(obs.causal)
 
 
 def _pad_row(row) -> str:

@@ -83,6 +83,7 @@ class StepObs:
     units: list[UnitObs] = field(default_factory=list)
     padding: PaddingObs | None = None
     causal: CausalObs | None = None
+    loss_inputs: list[LossInputObs] = field(default_factory=list)  # log-softmax losses' calls
     scale: ScaleObs | None = None  # the first batch's input scale, the normalisation layers
     skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
 
@@ -202,6 +203,28 @@ class PaddingObs:
     where: str = ""
     trimmed: int = 0
     embeddings: list[PadRowObs] = field(default_factory=list)
+
+
+@dataclass
+class LossInputObs:
+    """One call of a log-softmax loss (`cross_entropy`, `nll_loss`) in the first step.
+
+    Attributes:
+        where: the model code's `file.py:line in function` that called it.
+        class_axis: the axis of its input holding the classes (1, or 0 for one unbatched row).
+        kind: `probabilities` or `log-probabilities` (normalised along `axis`), `non-negative`,
+            or None: scores.
+        low, high: the smallest and largest value of the input (None: not finite).
+    """
+
+    loss: str
+    where: str = ""
+    shape: tuple[int, ...] = ()
+    class_axis: int = 1
+    kind: str | None = None
+    axis: int | None = None
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass
