@@ -28,6 +28,7 @@ ASPECTS = (
     "loss does not explode",
     "loss is not zero",
     "what the loss receives",
+    "optimizer steps per training_step",
     "gradients are cleared between steps",
     "gradient matches finite differences",
     "loss at init",
@@ -59,6 +60,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         loss_growth,
         loss_inputs,
         padding,
+        step_count,
         steps,
         units,
     )
@@ -109,6 +111,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         found, notice = base.compare_baseline(obs.params, entry, obs.env_key, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
+        findings += step_count.judge(obs, entry, ctx.update_command)
         found, notice = base.compare_optimizer_steps(obs, entry, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
@@ -253,7 +256,8 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
     if len(obs.steps) < 2:
         skip |= {
             "loss does not explode",
-            "gradients are cleared between steps",
+            "optimizer steps per training_step",
+    "gradients are cleared between steps",
             "optimizer steps every step",
             "scheduler steps once per step",
         }
@@ -270,7 +274,15 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
     if not settings.units:
         skip.add("dead and saturated units")
     if len(obs.optimizer_params) < 2:
-        skip |= {"each optimizer steps its own parameters", "what each optimizer's step changes"}
+        skip |= {
+            "each optimizer steps its own parameters",
+            "optimizer steps per training_step",
+            "what each optimizer's step changes",
+        }
     if updating:
-        skip |= {"baseline", "what each optimizer's step changes"}
+        skip |= {
+            "baseline",
+            "optimizer steps per training_step",
+            "what each optimizer's step changes",
+        }
     return [a for a in ASPECTS if a not in skip]
