@@ -9,7 +9,10 @@ the one in the baseline. The probes add a diagnosis where a bug hides from one s
 that accumulate, skipped steps, a racing scheduler (`probes.steps`), a wrong backward
 (`probes.gradcheck`), a loss at init far from ln C or the baseline (`probes.init_loss`),
 padding that moves outputs or trains (`probes.padding`), dead or saturated units
-(`probes.units`), non-determinism named as such (`probes.independence`).
+(`probes.units`), non-determinism named as such (`probes.independence`), a loss that explodes
+over the steps (`probes.loss_growth`), probabilities or a wrong axis fed to a log-softmax loss
+(`probes.loss_inputs`), an optimizer stepping more or fewer times than in the baseline
+(`probes.step_count`), an output that sees later positions (`probes.causal`, opt-in).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from tests.suites import write_suite
 MASK = "torch.tril(torch.ones(context, context))"
 
 
-def _lm(tmp_path, edits=(), causal=True):
+def _lm(tmp_path, edits=(), causal=True, **top):
     text = TINY_LM
     for old, new in edits:
         assert old in text, old
@@ -27,7 +27,7 @@ def _lm(tmp_path, edits=(), causal=True):
     settings = {} if causal is None else {"causal": causal}
     config = write_suite(
         tmp_path, model_src=text, data_src=LM_DATA, model="model:TinyLM",
-        data="data:TokenData", checks={"sanity": settings},
+        data="data:TokenData", checks={"sanity": settings}, **top,
     )  # fmt: skip
     return run_check(config, update=True)
 
@@ -99,3 +99,13 @@ def test_a_module_that_mixes_positions_itself_is_named():
     message = judge(obs, "Sequential")[0].message
     assert "`1.self_attn` (MultiheadAttention), whose input had not moved: it mixes positions " \
         "itself" in message, message
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("bug", [False, True], ids=["healthy", "mask-off-by-one"])
+def test_the_probe_runs_on_cuda(tmp_path, bug):
+    edits = [(MASK, "torch.tril(torch.ones(context, context), diagonal=1)")] if bug else []
+    result = _lm(tmp_path, edits, trainer={"accelerator": "gpu", "devices": 1})
+    assert result.metrics["environment"].startswith("cuda-")
+    case = _case(result, "no output sees later positions")
+    assert case.status is (Status.FAIL if bug else Status.PASS), case.message

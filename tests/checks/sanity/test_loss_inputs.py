@@ -18,12 +18,12 @@ LOSS = "loss = F.cross_entropy(logits, y)"
 CASE = "what the loss receives"
 
 
-def _run(tmp_path, old, new):
+def _run(tmp_path, old, new, **top):
     assert old in SEQ_MODEL
     config = write_suite(
         tmp_path, model_src=SEQ_MODEL.replace(old, new), data_src=SEQ_DATA,
         model="model:SeqModel", data="data:SeqData",
-        checks={"sanity": {"gradient_check": False, "units": False}},
+        checks={"sanity": {"gradient_check": False, "units": False}}, **top,
     )  # fmt: skip
     result = run_check(config, update=True)
     line = next(
@@ -84,3 +84,17 @@ def test_read_tells_the_axis_a_tensor_is_normalised_over():
     probs = read("cross_entropy", scores.softmax(2))
     assert (probs.kind, probs.axis, probs.class_axis) == ("probabilities", 2, 1)
     assert read("cross_entropy", torch.randn(5)).class_axis == 0
+
+
+@pytest.mark.gpu
+def test_a_softmax_applied_twice_is_named_on_cuda(tmp_path):
+    result, where = _run(
+        tmp_path, "return self.head(self.norm(pooled))",
+        "return torch.softmax(self.head(self.norm(pooled)), dim=1)",
+        trainer={"accelerator": "gpu", "devices": 1},
+    )  # fmt: skip
+    assert result.metrics["environment"].startswith("cuda-")
+    case = next(c for c in result.cases if c.name == CASE)
+    assert case.status is Status.FAIL and f"`cross_entropy` at {where} receives probabilities" in (
+        case.message
+    )

@@ -180,7 +180,8 @@ def _moved_positions(base: list, changed: list, t: int) -> list[float]:
     """Per position p <= t: the largest move of an output there (NaN to NaN does not move)."""
     moved = torch.zeros(t + 1)
     for a, b in zip(base, changed, strict=False):
-        moved = torch.maximum(moved, _difference(a[:, : t + 1], b[:, : t + 1]).amax(dim=(0, 2)))
+        step = _difference(a[:, : t + 1], b[:, : t + 1]).amax(dim=(0, 2)).cpu()
+        moved = torch.maximum(moved, step)
     return moved.tolist()
 
 
