@@ -91,6 +91,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         findings += init_loss.judge(obs.init, (reference or {}).get("init_loss"))
     findings += padding.judge(obs.padding)
     findings += causal.judge(obs.causal, obs.model_name)
+    findings += causal.judge_targets(obs.loss_inputs) if settings.causal else []
     if settings.causal is None:
         from mltest.checks.task import task_of
 

@@ -225,6 +225,7 @@ class LossInputObs:
     axis: int | None = None
     low: float | None = None
     high: float | None = None
+    copies_input: bool = False  # the targets are the token ids forward reads, unshifted
 
 
 @dataclass

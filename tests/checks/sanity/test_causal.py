@@ -19,14 +19,14 @@ from tests.suites import write_suite
 MASK = "torch.tril(torch.ones(context, context))"
 
 
-def _lm(tmp_path, edits=(), causal=True, **top):
+def _lm(tmp_path, edits=(), causal=True, data=LM_DATA, **top):
     text = TINY_LM
     for old, new in edits:
         assert old in text, old
         text = text.replace(old, new)
     settings = {} if causal is None else {"causal": causal}
     config = write_suite(
-        tmp_path, model_src=text, data_src=LM_DATA, model="model:TinyLM",
+        tmp_path, model_src=text, data_src=data, model="model:TinyLM",
         data="data:TokenData", checks={"sanity": settings}, **top,
     )  # fmt: skip
     return run_check(config, update=True)
@@ -76,6 +76,17 @@ def test_a_causal_mask_bug_is_named_with_position_and_module(tmp_path, edits, re
         "moved the output at position 0" in case.message, case.message
     assert INSIDE_ATTN in case.message and reach in case.message
     assert "future positions leak" in result.details
+
+
+def test_targets_that_are_not_shifted_are_named(tmp_path):
+    unshifted = LM_DATA.replace("seqs[:, 1:]", "seqs[:, :-1]")
+    result = _lm(tmp_path, data=unshifted)
+    assert result.status is Status.FAIL
+    case = _case(result, "no output sees later positions")
+    assert case.message.startswith(
+        "the targets are not shifted: `cross_entropy` at model.py:"
+    ), case.message
+    assert "targets not shifted" in result.details
 
 
 def test_a_sequence_model_gets_the_probe_suggested(tmp_path):

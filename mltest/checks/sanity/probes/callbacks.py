@@ -10,7 +10,7 @@ from mltest.checks.sanity.probes.loss_inputs import LossInputWatch
 
 def callbacks(obs: StepObs, settings) -> list:
     """The callbacks the settings turn on; each has `error` (raised after the fit), or None."""
-    added = [ScaleWatch(obs, settings.input_key), LossInputWatch(obs)]
+    added = [ScaleWatch(obs, settings.input_key), LossInputWatch(obs, settings.input_key)]
     if settings.causal:
         added.append(CausalProbe(obs, settings))
     return added

@@ -23,7 +23,7 @@ import pytorch_lightning
 import torch
 
 from mltest.checks.sanity.findings import Finding
-from mltest.checks.sanity.obs import CausalObs, StepObs
+from mltest.checks.sanity.obs import CausalObs, LossInputObs, StepObs
 from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input
 from mltest.errors import ProjectError
 
@@ -280,6 +280,26 @@ def judge(obs: CausalObs | None, model_name: str) -> list[Finding]:
             "sequence (a tagger, an encoder) must not set checks.sanity.causal.",
             [obs.module] if obs.module else [],
             cause="future positions leak",
+        )
+    ]
+
+
+def judge_targets(seen: list[LossInputObs]) -> list[Finding]:
+    """Targets that are the very token ids the model reads: each position learns to copy."""
+    call = next((obs for obs in seen if obs.copies_input), None)
+    if call is None:
+        return []
+    where = f" at {call.where}" if call.where else ""
+    return [
+        Finding(
+            "no output sees later positions",
+            f"the targets are not shifted: `{call.loss}`{where} receives as its targets the "
+            "very token ids forward reads, so the output at each position is trained to give "
+            "back the token it already sees instead of the next one (the model memorizes "
+            "fast and predicts nothing)",
+            "Shift the targets by one position: `x, y = tokens[:, :-1], tokens[:, 1:]` in the "
+            "data, or `logits[:, :-1]` against `ids[:, 1:]` in training_step.",
+            cause="targets not shifted",
         )
     ]
 

@@ -18,6 +18,7 @@ model code's file:line that called it. Per call it tells:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from torch.overrides import TorchFunctionMode
 
 from mltest.checks.sanity.findings import Finding
 from mltest.checks.sanity.obs import LossInputObs, StepObs
-from mltest.errors import is_user_file
+from mltest.checks.sanity.tensors import batch_input
+from mltest.errors import ProjectError, is_user_file
 
 LOSSES = ("cross_entropy", "nll_loss")
 ATOL = 1e-3  # a row sums to 1, or its logsumexp is 0, within this
@@ -38,39 +40,77 @@ class LossInputWatch(pytorch_lightning.Callback):
 
     error = None  # the mode only reads; the model code's own errors surface as they are
 
-    def __init__(self, obs: StepObs):
+    def __init__(self, obs: StepObs, input_key=None):
         self.obs = obs
+        self.input_key = input_key
         self.done = False
+        self.inputs: list[torch.Tensor] = []  # the model's token inputs in the first step
+        self.forward_seen = False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.done:
             return
         self.done = True
+        with contextlib.suppress(ProjectError):  # forward's own arguments may tell instead
+            self.inputs = _tokens([batch_input(batch, self.input_key)])
         step = pl_module.training_step
         own = pl_module.__dict__.get("training_step")  # one the model set on itself, kept
-        seen = self.obs.loss_inputs
+        calls = _LossCalls(self.obs.loss_inputs, self.inputs)
 
         def observed(*args, **kwargs):
             if own is None:  # once: the class's own method from now on
                 del pl_module.training_step
             else:
                 pl_module.training_step = own
-            with _LossCalls(seen):
-                return step(*args, **kwargs)
+            handle = pl_module.register_forward_pre_hook(self._forward, with_kwargs=True)
+            try:
+                with calls:
+                    return step(*args, **kwargs)
+            finally:
+                handle.remove()
 
         pl_module.training_step = observed
 
+    def _forward(self, module, args, kwargs):
+        if not self.forward_seen:  # the first call: the input forward really takes
+            self.forward_seen = True
+            self.inputs[:] = _tokens([*args, *kwargs.values()]) or self.inputs
+
+
+def _tokens(values: list) -> list[torch.Tensor]:
+    """Integer tensors of positions (two axes or more): token ids."""
+    return [
+        v.detach() for v in values
+        if isinstance(v, torch.Tensor) and v.dim() >= 2 and not v.is_floating_point()
+        and v.dtype != torch.bool
+    ]  # fmt: skip
+
 
 class _LossCalls(TorchFunctionMode):
-    def __init__(self, seen: list[LossInputObs]):
+    def __init__(self, seen: list[LossInputObs], inputs: list[torch.Tensor]):
         super().__init__()
         self.seen = seen
+        self.inputs = inputs
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
         if name in LOSSES and args and isinstance(args[0], torch.Tensor) and len(self.seen) < 8:
-            self.seen.append(read(name, args[0].detach(), _caller()))
+            obs = read(name, args[0].detach(), _caller())
+            target = args[1] if len(args) > 1 else (kwargs or {}).get("target")
+            obs.copies_input = _copies(target, self.inputs)
+            self.seen.append(obs)
         return func(*args, **(kwargs or {}))
+
+
+def _copies(target, inputs: list[torch.Tensor]) -> bool:
+    """Whether the loss's targets are, value for value, token ids the model reads."""
+    if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.numel() < 2:
+        return False
+    flat = target.detach().reshape(-1)
+    return any(
+        x.numel() == flat.numel() and torch.equal(x.reshape(-1).to(flat.device), flat)
+        for x in inputs
+    )
 
 
 def _caller() -> str:
