@@ -260,8 +260,7 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
     if len(obs.steps) < 2:
         skip |= {
             "loss does not explode",
-            "optimizer steps per training_step",
-    "gradients are cleared between steps",
+            "gradients are cleared between steps",
             "optimizer steps every step",
             "scheduler steps once per step",
         }
