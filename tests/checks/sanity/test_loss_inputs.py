@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mltest.checks.sanity.probes.loss_inputs import read
+from mltest.checks.sanity.probes.loss_inputs import judge, read
 from mltest.report import Status
 from tests.checks.sanity.models import SEQ_DATA, SEQ_MODEL
 from tests.checks.sanity.test_probes import run_check
@@ -84,6 +84,8 @@ def test_read_tells_the_axis_a_tensor_is_normalised_over():
     probs = read("cross_entropy", scores.softmax(2))
     assert (probs.kind, probs.axis, probs.class_axis) == ("probabilities", 2, 1)
     assert read("cross_entropy", torch.randn(5)).class_axis == 0
+    # not finite: the finite-values finding names it, this probe stays quiet
+    assert judge([read("nll_loss", torch.full((4, 3), float("nan")))]) == []
 
 
 @pytest.mark.gpu

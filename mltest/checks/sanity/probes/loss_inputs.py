@@ -163,13 +163,15 @@ def judge(seen: list[LossInputObs]) -> list[Finding]:
 
 
 def _finding(obs: LossInputObs) -> Finding | None:
+    if obs.low is None:
+        return None  # empty or not finite: the finite-values finding names it
     call = f"`{obs.loss}`" + (f" at {obs.where}" if obs.where else "")
     got = f"its input {list(obs.shape)} (values {obs.low:.3g} to {obs.high:.3g})"
     on_class = obs.axis == obs.class_axis
     axis = f"axis {obs.axis}" + (" (the class axis)" if on_class else "")
     classes = f"the class axis {obs.class_axis}"
     if obs.kind is None:
-        if obs.loss == "nll_loss" and obs.high is not None:
+        if obs.loss == "nll_loss":
             return Finding(
                 "what the loss receives",
                 f"{call} receives raw scores, not log-probabilities: {got} is not normalised "
