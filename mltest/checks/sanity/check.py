@@ -96,7 +96,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         from mltest.checks.task import task_of
 
         task = task_of(ctx)
-        notices += [n for n in [causal.suggestion(task.kind, task.source)] if n]
+        if any(call.per_position for call in obs.loss_inputs):  # not a flat bag of words
+            notices += [n for n in [causal.suggestion(task.kind, task.source)] if n]
     unit_found, unit_notices = units.judge(
         obs.units, (reference or {}).get("activations"), ctx.update_command
     )

@@ -226,6 +226,7 @@ class LossInputObs:
     low: float | None = None
     high: float | None = None
     copies_input: bool = False  # the targets are the token ids forward reads, unshifted
+    per_position: bool = False  # it scores each position of a token input (a sequence model)
 
 
 @dataclass

@@ -344,7 +344,8 @@ def details(obs: CausalObs | None) -> list[str]:
 
 
 def suggestion(kind: str | None, source: str) -> str | None:
-    """The notice suggesting the probe to a sequence model that has not chosen."""
+    """The notice suggesting the probe to a sequence model that has not chosen (one whose
+    loss scores each position of a token input)."""
     if kind != "sequence":
         return None
     return (

@@ -98,8 +98,18 @@ class _LossCalls(TorchFunctionMode):
             obs = read(name, args[0].detach(), _caller())
             target = args[1] if len(args) > 1 else (kwargs or {}).get("target")
             obs.copies_input = _copies(target, self.inputs)
+            obs.per_position = any(_per_position(args[0], x) for x in self.inputs)
             self.seen.append(obs)
         return func(*args, **(kwargs or {}))
+
+
+def _per_position(scores: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether the loss scores each position of the token input `x` (batch, positions):
+    `[B, T, C]` / `[B, C, T]`, or flattened to `[B * T, C]` (`[B * (T - 1), C]` when shifted)."""
+    batch, length = x.shape[0], x.shape[1]
+    if scores.dim() >= 3:
+        return scores.shape[0] == batch and any(n in (length, length - 1) for n in scores.shape[1:])
+    return scores.dim() == 2 and scores.shape[0] in (batch * length, batch * (length - 1))
 
 
 def _copies(target, inputs: list[torch.Tensor]) -> bool:
