@@ -27,7 +27,8 @@ VARIANTS = {
         ("sanity", "in more than one optimizer (optimizer 0 and optimizer 1)"), None),
     "discriminator stepped in the generator phase": (
         [("        opt_g.step()\n", "        opt_g.step()\n        opt_d.step()\n")],
-        ("sanity", "optimizer 1 stepped 2 time(s) in one training_step"), None),
+        ("sanity", "The discriminator's optimizer (optimizer 1) stepped twice in one "
+         "training_step, once in the baseline"), None),
     "generator loss on detached fakes": (
         [("bce(self.discriminator(fake), ones)", "bce(self.discriminator(fake.detach()), ones)")],
         ("sanity", "generator.0.weight"), None),

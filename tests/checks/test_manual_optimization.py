@@ -106,18 +106,25 @@ PHASE = """        opt_g.zero_grad()
 """
 
 
+D_TWICE = "The discriminator's optimizer (optimizer 1) stepped twice in one training_step, once " \
+    "in the baseline"
+
+
 @pytest.mark.parametrize(
     "bug, expected",
     [
         (None, None),
         # D stepped again on the generator loss's gradients, inside the generator phase: the
-        # optimizers share no parameter, so only the per-optimizer signature sees it.
-        (PHASE + "        opt_d.step()\n", "optimizer 1 stepped 2 time(s) in one training_step"),
+        # optimizers share no parameter; the extra step is named, before the gradients it
+        # piled up (read as gradients nothing cleared).
+        (PHASE + "        opt_d.step()\n", D_TWICE),
         # the generator phase steps D's optimizer instead of G's
-        (PHASE.replace("opt_g.step()", "opt_d.step()"), "optimizer 1 stepped 2 time(s)"),
+        (PHASE.replace("opt_g.step()", "opt_d.step()"),
+         D_TWICE + "; the generator's optimizer (optimizer 0) did not step in one "
+         "training_step, once in the baseline"),
     ],
     ids=["as-recorded", "d-stepped-in-g-phase", "g-phase-steps-d"],
-)
+)  # fmt: skip
 def test_sanity_compares_what_each_optimizer_step_changed_with_the_baseline(
     tmp_path, bug, expected
 ):
@@ -133,8 +140,13 @@ def test_sanity_compares_what_each_optimizer_step_changed_with_the_baseline(
         assert steps in result.details
         return
     assert result.status is Status.FAIL
-    finding = next(c for c in result.cases if c.name == "what each optimizer's step changes")
+    assert result.summary.startswith(expected), result.summary  # the headline, not zero_grad
+    finding = next(c for c in result.cases if c.name == "optimizer steps per training_step")
     assert finding.status is Status.FAIL and expected in finding.message, finding.message
     assert "in the baseline optimizer 1 → discriminator (4), then optimizer 0 → generator (4)" in (
         finding.message
     )
+    # the optimizers share no parameter, and no step changed another network's parameters
+    signature = next(c for c in result.cases if c.name == "what each optimizer's step changes")
+    assert signature.status is Status.PASS, signature.message
+    assert "optimizers sharing parameters" not in result.details

@@ -133,9 +133,10 @@ def compare_optimizer_steps(
     """Findings and a notice from comparing which parameters each optimizer step changed
     with the baseline (models with several optimizers only).
 
-    Catches a generator phase that changes the discriminator even when the optimizers hold
-    no parameter in common: e.g. the discriminator's optimizer stepped again, on the generator
-    loss's gradients, after the generator's step. Renamed modules compare by position.
+    Catches a step that changes another network's parameters even when the optimizers hold
+    no parameter in common. An optimizer that steps more or less often, and changes only its
+    own parameters, is `probes.step_count`'s finding alone. Renamed modules compare by
+    position.
     """
     if len(obs.optimizer_params) < 2 or baseline is None:
         return [], None
@@ -167,16 +168,11 @@ def compare_optimizer_steps(
                 f"optimizer {i}'s step now changes {names(names_)}, which in the baseline only "
                 f"optimizer {' and '.join(map(str, whose))}'s step changed"
             )
-    counts = {i: sum(1 for j, _ in now if j == i) for i, _ in now}
-    counts_then = {i: sum(1 for j, _ in then if j == i) for i, _ in then}
-    for i, count in counts.items():
-        if count != counts_then.get(i, 0):
-            parts.append(
-                f"optimizer {i} stepped {count} time(s) in one training_step, "
-                f"{counts_then.get(i, 0)} in the baseline"
-            )
+    counted = {i for i in {j for j, _ in now + then} if _count(now, i) != _count(then, i)}
+    steps_now, steps_then = ({(i, frozenset(c)) for i, c in s} for s in (now, then))
+    if not any(c for _, c in strays) and all(i in counted for i, _ in steps_now ^ steps_then):
+        return [], None  # the same steps, repeated or left out: probes.step_count names it
     changed_names = sorted({n for _, c in now for n in c} ^ {n for _, c in then for n in c})
-    stepped_again = [n for i, c in now for n in c if counts.get(i, 0) > counts_then.get(i, 0)]
     return [
         Finding(
             "what each optimizer's step changes",
@@ -186,11 +182,16 @@ def compare_optimizer_steps(
             "generator phase calls `opt_g.step()` only, and the discriminator's gradients "
             "from the generator loss are cleared (`opt_d.zero_grad()`) before D's next step. "
             f"Only if the new steps are intended: `{update_command}` records them as correct.",
-            list(dict.fromkeys([n for _, c in strays for n in c] + stepped_again))
-            or changed_names,
-            cause="optimizers sharing parameters",
+            list(dict.fromkeys(n for _, c in strays for n in c)) or changed_names,
+            cause="a step that changes another network's parameters"
+            if any(names_ for _, names_ in strays)
+            else "",
         )
     ], None
+
+
+def _count(steps: list[tuple[int, list[str]]], index: int) -> int:
+    return sum(1 for i, _ in steps if i == index)
 
 
 def describe_steps(steps: list[tuple[int, list[str]]]) -> str:

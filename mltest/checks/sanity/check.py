@@ -9,7 +9,10 @@ the one in the baseline. The probes add a diagnosis where a bug hides from one s
 that accumulate, skipped steps, a racing scheduler (`probes.steps`), a wrong backward
 (`probes.gradcheck`), a loss at init far from ln C or the baseline (`probes.init_loss`),
 padding that moves outputs or trains (`probes.padding`), dead or saturated units
-(`probes.units`), non-determinism named as such (`probes.independence`).
+(`probes.units`), non-determinism named as such (`probes.independence`), a loss that explodes
+over the steps (`probes.loss_growth`), probabilities or a wrong axis fed to a log-softmax loss
+(`probes.loss_inputs`), an optimizer stepping more or fewer times than in the baseline
+(`probes.step_count`), an output that sees later positions (`probes.causal`, opt-in).
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from mltest.report import Case, CheckResult, Status
 
 ASPECTS = (
     "finite values",
+    "loss does not explode",
     "loss is not zero",
+    "what the loss receives",
+    "optimizer steps per training_step",
     "gradients are cleared between steps",
     "gradient matches finite differences",
     "loss at init",
@@ -38,6 +44,7 @@ ASPECTS = (
     "scheduler steps once per step",
     "padding embedding row",
     "padding invariance",
+    "no output sees later positions",
     "dead and saturated units",
     "output range",
     "batch independence",
@@ -49,10 +56,14 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     """Observe the steps, judge them, compare with the baseline (or record it)."""
     seed = settings.seed if settings.seed is not None else ctx.seeds[0]
     from mltest.checks.sanity.probes import (
+        causal,
         gradcheck,
         independence,
         init_loss,
+        loss_growth,
+        loss_inputs,
         padding,
+        step_count,
         steps,
         units,
     )
@@ -68,6 +79,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     reference = None if ctx.update_baselines or entry is None else entry
     findings = judge_step(obs, settings)
     findings += steps.judge(obs, settings.lr_drop_limit)
+    findings += loss_growth.judge(obs, settings.loss_growth_limit)
+    findings += loss_inputs.judge(obs.loss_inputs)
     # A parameter with no gradient at all is already named, with its reason (a detach); the
     # gradient check adds a finding only for gradients that exist and are wrong.
     untrained = {n for f in findings if f.aspect == "trainable parameters change" for n in f.names}
@@ -77,6 +90,14 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     if settings.init_loss:
         findings += init_loss.judge(obs.init, (reference or {}).get("init_loss"))
     findings += padding.judge(obs.padding)
+    findings += causal.judge(obs.causal, obs.model_name)
+    findings += causal.judge_targets(obs.loss_inputs) if settings.causal else []
+    if settings.causal is None:
+        from mltest.checks.task import task_of
+
+        task = task_of(ctx)
+        if any(call.per_position for call in obs.loss_inputs):  # not a flat bag of words
+            notices += [n for n in [causal.suggestion(task.kind, task.source)] if n]
     unit_found, unit_notices = units.judge(
         obs.units, (reference or {}).get("activations"), ctx.update_command
     )
@@ -95,6 +116,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         found, notice = base.compare_baseline(obs.params, entry, obs.env_key, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
+        findings += step_count.judge(obs, entry, ctx.update_command)
         found, notice = base.compare_optimizer_steps(obs, entry, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
@@ -238,6 +260,7 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip.add("batch independence")
     if len(obs.steps) < 2:
         skip |= {
+            "loss does not explode",
             "gradients are cleared between steps",
             "optimizer steps every step",
             "scheduler steps once per step",
@@ -248,10 +271,22 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip.add("loss at init")
     if obs.padding is None:
         skip |= {"padding embedding row", "padding invariance"}
+    if not settings.causal:
+        skip.add("no output sees later positions")
+    if not obs.loss_inputs:
+        skip.add("what the loss receives")
     if not settings.units:
         skip.add("dead and saturated units")
     if len(obs.optimizer_params) < 2:
-        skip |= {"each optimizer steps its own parameters", "what each optimizer's step changes"}
+        skip |= {
+            "each optimizer steps its own parameters",
+            "optimizer steps per training_step",
+            "what each optimizer's step changes",
+        }
     if updating:
-        skip |= {"baseline", "what each optimizer's step changes"}
+        skip |= {
+            "baseline",
+            "optimizer steps per training_step",
+            "what each optimizer's step changes",
+        }
     return [a for a in ASPECTS if a not in skip]

@@ -120,7 +120,9 @@ def _probes(obs: StepObs) -> list[str]:
             f"{rows}.",
             "",
         ]
-    return lines
+    from mltest.checks.sanity.probes import causal, loss_inputs
+
+    return lines + loss_inputs.details(obs.loss_inputs) + causal.details(obs.causal)
 
 
 def _pad_row(row) -> str:

@@ -82,6 +82,9 @@ class StepObs:
     gradcheck: GradCheckObs | None = None
     units: list[UnitObs] = field(default_factory=list)
     padding: PaddingObs | None = None
+    causal: CausalObs | None = None
+    loss_inputs: list[LossInputObs] = field(default_factory=list)  # log-softmax losses' calls
+    scale: ScaleObs | None = None  # the first batch's input scale, the normalisation layers
     skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
 
 
@@ -200,6 +203,79 @@ class PaddingObs:
     where: str = ""
     trimmed: int = 0
     embeddings: list[PadRowObs] = field(default_factory=list)
+
+
+@dataclass
+class LossInputObs:
+    """One call of a log-softmax loss (`cross_entropy`, `nll_loss`) in the first step.
+
+    Attributes:
+        where: the model code's `file.py:line in function` that called it.
+        class_axis: the axis of its input holding the classes (1, or 0 for one unbatched row).
+        kind: `probabilities` or `log-probabilities` (normalised along `axis`), `non-negative`,
+            or None: scores.
+        low, high: the smallest and largest value of the input (None: not finite).
+    """
+
+    loss: str
+    where: str = ""
+    shape: tuple[int, ...] = ()
+    class_axis: int = 1
+    kind: str | None = None
+    axis: int | None = None
+    low: float | None = None
+    high: float | None = None
+    copies_input: bool = False  # the targets are the token ids forward reads, unshifted
+    per_position: bool = False  # it scores each position of a token input (a sequence model)
+
+
+@dataclass
+class ScaleObs:
+    """The first batch's input scale and the model's normalisation layers.
+
+    Attributes:
+        input_max: the largest absolute value of the batch's floating tensors (None: none).
+        where: the batch element holding it.
+        norms: the model's normalisation modules (by class name).
+    """
+
+    input_max: float | None = None
+    where: str = ""
+    norms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CausalObs:
+    """What changing the input after a position did to the outputs at or before it (eval mode).
+
+    Attributes:
+        length: positions of the input (its axis 1).
+        tried: the positions t tried, in order: the input after t was changed each time.
+        after: the t whose change leaked (None: no leak).
+        position: the first output position <= `after` that moved.
+        change: how far outputs at or before `after` moved; scale: the largest output.
+        module, module_type: the first module (in the order calls finish) whose output at
+            positions <= `after` moved; `inside`: its own input had not moved (the module
+            itself mixes positions), else the code of `parent` between its submodules did,
+            after `previous` (the last of its submodules to finish unmoved).
+        sees: which of the next position and the last one, changed alone, moved the output at
+            `position`.
+    """
+
+    length: int = 0
+    tried: list[int] = field(default_factory=list)
+    after: int | None = None
+    position: int | None = None
+    change: float = 0.0
+    scale: float = 0.0
+    module: str = ""
+    module_type: str = ""
+    inside: bool = False
+    parent: str = ""
+    parent_type: str = ""
+    previous: str = ""
+    previous_type: str = ""
+    sees: list[int] = field(default_factory=list)  # of the next and the last position
 
 
 def matches(name: str, patterns: list[str]) -> bool:

@@ -63,6 +63,14 @@ class Settings(CheckSettings):
         description="steps at learning rate 0 (a warm-up from 0) passed over before the judged "
         "step",
     )
+    causal: bool | None = Field(
+        None,
+        description="check that no output sees a later position (a language model); unset: "
+        "a notice suggests it to a sequence model",
+    )
+    loss_growth_limit: float = Field(
+        100.0, gt=1, description="largest factor the loss may grow by over the steps"
+    )
     lr_drop_limit: float = Field(
         2.0, gt=1, le=1e6, description="largest fall of a learning rate over the steps"
     )

@@ -18,6 +18,7 @@ import torch
 
 from mltest.checks.sanity.obs import BufferObs, PaddingObs, ParamObs, StepObs, matches
 from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, units
+from mltest.checks.sanity.probes.callbacks import callbacks
 from mltest.checks.sanity.probes.steps import StepsProbe
 from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input
 from mltest.errors import MltestError, ProjectError
@@ -47,19 +48,16 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
         accumulate = int(ctx.trainer_settings.get("accumulate_grad_batches", 1) or 1)
         task = task_of(ctx, (model, batches[0])) if settings.init_loss else None
         probe = _StepProbe(obs, settings, task)
+        added = callbacks(obs, settings)  # the probes with callbacks of their own
         # Room for a warm-up from lr 0: the probe stops the fit `steps` after the judged step.
         steps = settings.steps + settings.zero_lr_steps
         trainer = make_trainer(
-            model,
-            ctx.trainer_settings,
-            max_epochs=1,
-            max_steps=steps,
-            limit_train_batches=steps * accumulate,
-            callbacks=[probe, StepsProbe(obs)],
-        )
+            model, ctx.trainer_settings, max_epochs=1, max_steps=steps,
+            limit_train_batches=steps * accumulate, callbacks=[probe, StepsProbe(obs), *added],
+        )  # fmt: skip
         trainer.fit(model, train_dataloaders=FixedBatches(batches * (steps * accumulate)))
-        if probe.error is not None:
-            raise probe.error
+        for error in (p.error for p in (probe, *added) if p.error is not None):
+            raise error
         if not probe.stepped:
             raise ProjectError(
                 "checks.sanity: the training step never ran (Lightning skipped the batch: "

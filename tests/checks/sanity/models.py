@@ -87,3 +87,123 @@ class SeqData(pl.LightningDataModule):
 """
 
 PADDING = {"input_key": 0, "pad_value": 0, "mask_key": 1}
+
+# A tiny nanoGPT-like causal language model: token and position embeddings, one pre-norm block
+# (causal self-attention with a mask buffer, an MLP), a head over the vocabulary; next-token
+# cross-entropy on flattened positions (task: sequence).
+TINY_LM = """
+import math
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, dim, heads, context):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.register_buffer("mask", torch.tril(torch.ones(context, context)).bool())
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
+        att = att.masked_fill(~self.mask[:T, :T], float("-inf"))
+        att = F.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        return self.proj(y)
+
+
+class TinyLM(pl.LightningModule):
+    def __init__(self, vocab=16, dim=16, heads=2, context=12, lr=0.01):
+        super().__init__()
+        self.lr = lr
+        self.tok = nn.Embedding(vocab, dim)
+        self.pos = nn.Embedding(context, dim)
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, heads, context)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.ln_f = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, idx):
+        T = idx.shape[1]
+        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))
+        x = x + self.attn(self.ln1(x))
+        x = x + self.mlp(self.ln2(x))
+        return self.head(self.ln_f(x))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+"""
+
+LM_DATA = """
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class TokenData(pl.LightningDataModule):
+    def setup(self, stage=None):
+        gen = torch.Generator().manual_seed(0)
+        seqs = torch.randint(0, 16, (32, 13), generator=gen)
+        self.train = TensorDataset(seqs[:, :-1], seqs[:, 1:])  # next-token targets
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=8)
+"""
+
+# A small MLP regressor trained with SGD, on standardised inputs (scale 1) with targets that do
+# not depend on the input scale: the learning rate and the input scale are what tests change.
+REGRESSOR = """
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Regressor(pl.LightningModule):
+    def __init__(self, lr=0.05):
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.mse_loss(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+"""
+
+REGRESSOR_DATA = """
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Data(pl.LightningDataModule):
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.scale = scale
+
+    def setup(self, stage=None):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 4, generator=gen)
+        y = x @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.1
+        self.train = TensorDataset(x * self.scale, y)
+
+    def train_dataloader(self):
+        return DataLoader(self.train, batch_size=16)
+"""

@@ -260,11 +260,12 @@ def test_output_range_is_checked_on_the_forward_output(tmp_path):
     bad = sanity(tmp_path / "a", settings={"output_range": [0.0, 1.0]}, record=False)
     assert bad.status is Status.FAIL and "output range" in _failed_cases(bad)
     assert "outside [0, 1]" in bad.summary
-    good = sanity(
-        tmp_path / "b",
-        model=MODEL.replace("return self.head(h)", "return torch.sigmoid(self.head(h))"),
-        settings={"output_range": [0.0, 1.0]},
-    )
+    # probabilities out of forward, their log into nll_loss (a sigmoid into cross_entropy
+    # would be the bug the loss-input probe names)
+    probabilities = MODEL.replace(
+        "return self.head(h)", "return torch.softmax(self.head(h), dim=1)"
+    ).replace("F.cross_entropy(logits, y)", "F.nll_loss(torch.log(logits), y)")
+    good = sanity(tmp_path / "b", model=probabilities, settings={"output_range": [0.0, 1.0]})
     assert good.status is Status.PASS, good.summary
 
 
