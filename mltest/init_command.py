@@ -42,6 +42,7 @@ class InitOptions:
     batches: int = 1
     time_budget_s: float = 1800.0
     pass_env: tuple[str, ...] = ()
+    allow_secret_env: tuple[str, ...] = ()
 
 
 @dataclass
@@ -151,8 +152,9 @@ def _write_partial(options: InitOptions) -> None:
 
 def _explore(path: Path, options: InitOptions) -> CheckResult:
     """Run the exploration in a worker; its `init` result (an ERROR result when it failed)."""
+    from mltest.env_request import EnvRequest, build_worker_env
     from mltest.process_guard import Cancellation, protect_from_other_processes
-    from mltest.worker_handle import WorkerProcess, worker_environment
+    from mltest.worker_handle import WorkerProcess
 
     protect_from_other_processes()
     with Cancellation() as cancel, tempfile.TemporaryDirectory(prefix="mltest-init-") as scratch:
@@ -171,7 +173,8 @@ def _explore(path: Path, options: InitOptions) -> CheckResult:
                 },
             },
         )
-        worker = WorkerProcess(job, worker_environment(os.environ, options.pass_env))
+        request = EnvRequest.parse(options.pass_env, options.allow_secret_env)
+        worker = WorkerProcess(job, build_worker_env(os.environ, request).env)
         try:
             return _drive(worker, options.time_budget_s, cancel)
         finally:
