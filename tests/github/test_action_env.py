@@ -6,6 +6,7 @@ for into the suite's container, by name (`--env NAME`), never a credential it wa
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from mltest.github.commands import action_main
 from tests.github.test_action_phases import example_env
 from tests.github.test_actions import read_outputs
-from tests.github.test_publish import REPO
+from tests.github.test_publish import REPO, action_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +80,12 @@ def test_docker_mode_copies_the_named_variables_into_the_suite_container_only_by
     assert not {"AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "MLTEST_GITHUB_TOKEN"} & passed
     assert "--privileged" not in suite and suite[-2:] == ["local/mltest", "suite"]
     assert not any("value" in arg for arg in suite + publish)  # values only through the env
+
+
+def test_the_comment_shows_the_pr_head_commit_from_the_event(github, tmp_path):
+    # A config error: no model runs, and the comment still names the pushed commit.
+    env = action_env(github, tmp_path, GITHUB_SHA="f" * 40)  # the merge commit of a PR run
+    head = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())["pull_request"]["head"]["sha"]
+    assert action_main(env, io.StringIO()) == 2
+    [comment] = github.issue_comments(REPO, 2)
+    assert f"commit `{head[:7]}`" in comment["body"] and "fffffff" not in comment["body"]
