@@ -134,6 +134,12 @@ export MLTEST_RUNNER_ENV_NAMES
 
 memory_flag=()
 if [ -n "${MLTEST_MEMORY:-}" ]; then memory_flag=(--memory "$MLTEST_MEMORY"); fi
+# DataLoader workers pass batches through /dev/shm; Docker's 64m default kills them.
+shm_size="${MLTEST_SHM_SIZE:-2g}"
+if ! [[ "$shm_size" =~ ^[0-9]+[bkmgBKMG]?$ ]]; then
+    give_up "bad action input" "input shm-size (MLTEST_SHM_SIZE) must be a size such as 2g or \
+512m; got '$shm_size'"
+fi
 
 read -r -a extra <<<"${MLTEST_DOCKER_OPTIONS:-}"
 
@@ -152,6 +158,7 @@ docker run --rm --init \
     --cap-drop ALL \
     --security-opt no-new-privileges \
     --pids-limit 4096 \
+    --shm-size "$shm_size" \
     "${memory_flag[@]}" \
     "${gpu_flag[@]}" \
     --volume "$workspace:$workspace:$workspace_mode" \

@@ -218,6 +218,12 @@ def _advice(exc: BaseException) -> str:
     if hint:
         return hint.removeprefix(". ")
     text = str(exc)
+    if "shared memory" in text or ("/torch_" in text and "No space left" in text):
+        return (
+            "DataLoader workers pass batches through /dev/shm, and it ran out: in docker mode "
+            "raise the action input `shm-size` (default 2g), or give the data module "
+            "`num_workers: 0` in the config's data init_args."
+        )
     if "deterministic" in text and "use_deterministic_algorithms" in text:
         return (
             "This op has no deterministic kernel on this device. Set `trainer.deterministic: "

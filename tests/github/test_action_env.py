@@ -39,9 +39,11 @@ echo >>"$DOCKER_LOG"
 """
 
 
-def _run_script(tmp_path: Path, **env: str) -> list[list[str]]:
-    """action/run.sh in docker mode with a `docker` that records its calls."""
+def _run_script(tmp_path: Path, code: int = 0, **env: str) -> list[list[str]]:
+    """action/run.sh in docker mode with a `docker` that records its calls; `code`: the
+    script's expected exit code."""
     bin_dir, workspace = tmp_path / "bin", tmp_path / "workspace"
+    tmp_path.mkdir(exist_ok=True)
     bin_dir.mkdir()
     workspace.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
@@ -59,7 +61,9 @@ def _run_script(tmp_path: Path, **env: str) -> list[list[str]]:
     script = str(ROOT / "action" / "run.sh")
     done = subprocess.run(["bash", script], cwd=workspace, env={**base, **env},
                           capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stdout + done.stderr
+    if not log.exists():
+        return [done.stdout.splitlines()]
     return [call.split("\n") for call in log.read_text().strip("\n").split("\n\n")]
 
 
@@ -89,3 +93,27 @@ def test_the_comment_shows_the_pr_head_commit_from_the_event(github, tmp_path):
     assert action_main(env, io.StringIO()) == 2
     [comment] = github.issue_comments(REPO, 2)
     assert f"commit `{head[:7]}`" in comment["body"] and "fffffff" not in comment["body"]
+
+
+def _option(call: list[str], name: str) -> list[str]:
+    return [call[i + 1] for i, arg in enumerate(call) if arg == name]
+
+
+def test_the_suite_container_gets_a_dev_shm_for_dataloader_workers(tmp_path):
+    (suite, publish) = _run_script(tmp_path / "default")
+    assert _option(suite, "--shm-size") == ["2g"] and _option(publish, "--shm-size") == []
+    (suite, _) = _run_script(tmp_path / "set", MLTEST_SHM_SIZE="512m")
+    assert _option(suite, "--shm-size") == ["512m"]
+    [output] = _run_script(tmp_path / "bad", code=2, MLTEST_SHM_SIZE="2 gb")
+    assert any("input shm-size (MLTEST_SHM_SIZE) must be a size" in line for line in output)
+
+
+def test_a_dataloader_worker_out_of_shared_memory_names_the_input():
+    from mltest.worker import _advice
+
+    died = RuntimeError(
+        "DataLoader worker (pid 12) is killed by signal: Bus error. It is possible that "
+        "dataloader's workers are out of shared memory. Please try to raise your shared "
+        "memory limit."
+    )
+    assert "action input `shm-size`" in _advice(died)
