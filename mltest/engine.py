@@ -120,6 +120,9 @@ def device_key(trainer: Any, settings: dict[str, Any]) -> str:
     return environment_key(trainer.strategy.root_device.type, settings)
 
 
+_WORLD = "-world"  # a key's suffix for a run over several processes: `-world2`
+
+
 def environment_key(device_type: str, settings: dict[str, Any]) -> str:
     """`cpu-torch2.13-32-true`: the environment baselines and goldens are kept per.
 
@@ -137,9 +140,6 @@ def environment_key(device_type: str, settings: dict[str, Any]) -> str:
     _, processes = strategy_of(settings)
     world = f"{_WORLD}{processes}" if processes > 1 else ""
     return f"{device_type}-torch{major_minor}-{precision}{world}"
-
-
-_WORLD = "-world"
 
 
 def world_size_of(key: str) -> int:

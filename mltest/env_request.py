@@ -76,11 +76,6 @@ class EnvRequest:
                 passed.append(name)
         return cls(tuple(passed), tuple(values.items()))
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every name asked for, copied or set."""
-        return (*self.passed, *(name for name, _ in self.values))
-
 
 @dataclass(frozen=True)
 class WorkerEnv:
