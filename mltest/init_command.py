@@ -154,6 +154,7 @@ def _explore(path: Path, options: InitOptions) -> CheckResult:
     """Run the exploration in a worker; its `init` result (an ERROR result when it failed)."""
     from mltest.env_request import EnvRequest, build_worker_env
     from mltest.process_guard import Cancellation, protect_from_other_processes
+    from mltest.process_tree import Containment
     from mltest.worker_handle import WorkerProcess
 
     protect_from_other_processes()
@@ -174,11 +175,12 @@ def _explore(path: Path, options: InitOptions) -> CheckResult:
             },
         )
         request = EnvRequest.parse(options.pass_env, options.allow_secret_env)
-        worker = WorkerProcess(job, build_worker_env(os.environ, request).env)
-        try:
-            return _drive(worker, options.time_budget_s, cancel)
-        finally:
-            worker.stop()
+        with Containment() as tree:  # everything the exploration starts ends with it
+            worker = WorkerProcess(job, build_worker_env(os.environ, request).env, tree)
+            try:
+                return _drive(worker, options.time_budget_s, cancel)
+            finally:
+                worker.stop()
 
 
 def _drive(worker, budget_s: float, cancel) -> CheckResult:
@@ -198,7 +200,7 @@ def _drive(worker, budget_s: float, cancel) -> CheckResult:
                     return CheckResult.from_dict(message["result"])
                 except (KeyError, TypeError, ValueError) as exc:
                     return _error(f"the worker sent a bad result ({exc})")
-        if state == "closed":
+        if state in ("exited", "stopped"):
             return _error(f"the worker process {worker.how_it_ended()} while exploring")
         if state == "timeout":
             return _error(
