@@ -5,6 +5,8 @@
 set -euo pipefail
 
 action_dir="${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set; run this as a GitHub Action}"
+# Names that look like credentials: the same pattern as mltest/worker_handle.py's _SECRET_NAME.
+SECRET_NAME='TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH|(^|_)KEY($|_)|APIKEY'
 
 # Stop before running anything: an error annotation, result=error, and the exit code that
 # fail-on asks for (the same rule as the entrypoint's).
@@ -98,12 +100,46 @@ context_env=()
 for name in CI GITHUB_ACTIONS GITHUB_REPOSITORY GITHUB_EVENT_NAME GITHUB_EVENT_PATH \
     GITHUB_API_URL GITHUB_SERVER_URL GITHUB_RUN_ID GITHUB_RUN_ATTEMPT GITHUB_SHA GITHUB_REF \
     GITHUB_WORKSPACE MLTEST_CONFIG MLTEST_REPORT_DIR MLTEST_COMMENT MLTEST_COMMENT_ID \
-    MLTEST_FAIL_ON MLTEST_GPUS MLTEST_MAX_TIME MLTEST_BASELINES MLTEST_NETWORK; do
+    MLTEST_FAIL_ON MLTEST_GPUS MLTEST_MAX_TIME MLTEST_BASELINES MLTEST_NETWORK MLTEST_ENV \
+    MLTEST_ALLOW_SECRET_ENV; do
     context_env+=(--env "$name")
 done
 
+# Input env: a line NAME copies the runner's variable into the suite's container (`--env NAME`,
+# so the value is on no command line); NAME=value lines travel inside MLTEST_ENV. The
+# supervisor validates every entry (a credential-like name not in allow-secret-env is exit 2)
+# before any model code runs; here a credential-like name is not even copied unless allowed,
+# and the job's token, the runner's file commands and MLTEST_* never are.
+passed_env=()
+read -r -a allowed_secrets <<<"$(tr '\n' ' ' <<<"${MLTEST_ALLOW_SECRET_ENV:-}")"
+while IFS= read -r entry; do
+    read -r name _ <<<"$entry"
+    if ! [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then continue; fi
+    case "$name" in
+        MLTEST_* | GITHUB_TOKEN | GH_TOKEN | ACTIONS_* | GITHUB_ENV | GITHUB_PATH | GITHUB_OUTPUT | \
+            GITHUB_STEP_SUMMARY | GITHUB_STATE) continue ;;
+    esac
+    shopt -s nocasematch
+    if [[ "$name" =~ $SECRET_NAME ]] && ! [[ " ${allowed_secrets[*]} " == *" $name "* ]]; then
+        shopt -u nocasematch
+        continue
+    fi
+    shopt -u nocasematch
+    passed_env+=(--env "$name")
+done <<<"${MLTEST_ENV:-}"
+# The runner's variable names (never values): a lookup of one the model code did not get is
+# named in a notice, with the input that passes it.
+MLTEST_RUNNER_ENV_NAMES="$(compgen -e | tr '\n' ' ')"
+export MLTEST_RUNNER_ENV_NAMES
+
 memory_flag=()
 if [ -n "${MLTEST_MEMORY:-}" ]; then memory_flag=(--memory "$MLTEST_MEMORY"); fi
+# DataLoader workers pass batches through /dev/shm; Docker's 64m default kills them.
+shm_size="${MLTEST_SHM_SIZE:-2g}"
+if ! [[ "$shm_size" =~ ^[0-9]+[bkmgBKMG]?$ ]]; then
+    give_up "bad action input" "input shm-size (MLTEST_SHM_SIZE) must be a size such as 2g or \
+512m; got '$shm_size'"
+fi
 
 read -r -a extra <<<"${MLTEST_DOCKER_OPTIONS:-}"
 
@@ -122,6 +158,7 @@ docker run --rm --init \
     --cap-drop ALL \
     --security-opt no-new-privileges \
     --pids-limit 4096 \
+    --shm-size "$shm_size" \
     "${memory_flag[@]}" \
     "${gpu_flag[@]}" \
     --volume "$workspace:$workspace:$workspace_mode" \
@@ -131,6 +168,8 @@ docker run --rm --init \
     --workdir "$PWD" \
     --env HOME=/tmp \
     "${context_env[@]}" \
+    --env MLTEST_RUNNER_ENV_NAMES \
+    "${passed_env[@]}" \
     "${extra[@]}" \
     "$image" suite &
 suite_pid=$!

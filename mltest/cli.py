@@ -89,14 +89,7 @@ def _suite_args(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="time budget for the whole suite; the check running when it ends is an error",
     )
-    parser.add_argument(
-        "--pass-env",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="let the model code see this environment variable (repeatable); by default it "
-        "sees only an allow-list (PATH, HOME, locale, CUDA_*, ...) and never a token",
-    )
+    _env_args(parser)
     parser.add_argument(
         "--allow-outside-repo",
         action="store_true",
@@ -128,8 +121,31 @@ def _init_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget", type=_positive_seconds, default=1800.0,
                         metavar="SECONDS", help="stop the exploration after this long "
                         "(default: %(default)g)")
-    parser.add_argument("--pass-env", action="append", default=[], metavar="NAME",
-                        help="let the model code see this environment variable (repeatable)")
+    _env_args(parser)
+
+
+def _env_args(parser: argparse.ArgumentParser) -> None:
+    """`--env NAME` / `--env NAME=value` (`--pass-env` is the older spelling) and the names
+    that look like credentials but may pass: see mltest/env_request.py."""
+    parser.add_argument(
+        "--env",
+        "--pass-env",
+        dest="pass_env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="give the model code this environment variable (repeatable): NAME copies it from "
+        "this environment, NAME=VALUE sets it; by default the model code sees only an "
+        "allow-list (PATH, HOME, locale, CUDA_*, ...) and never a token",
+    )
+    parser.add_argument(
+        "--allow-secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let --env pass this variable although its name looks like a credential "
+        "(TOKEN, SECRET, PASSWORD, KEY, ...; repeatable)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -179,6 +195,7 @@ def _suite(args: argparse.Namespace, *, update: bool) -> int:
         max_time_s=args.max_time,
         allow_outside_repo=args.allow_outside_repo,
         pass_env=args.pass_env,
+        allow_secret_env=args.allow_secret_env,
         pin_reference=getattr(args, "pin", False),
     )
     _say(closing(report, args.report_dir, colour=colour))
@@ -192,10 +209,12 @@ def _suite(args: argparse.Namespace, *, update: bool) -> int:
 def _init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from mltest.env_request import EnvRequest
     from mltest.errors import MltestError
     from mltest.init_command import InitOptions, parse_mapping, run_init
 
     try:
+        EnvRequest.parse(args.pass_env, args.allow_secret_env)  # refused: exit 2 before exploring
         options = InitOptions(
             config=Path(args.config),
             model=args.model,
@@ -207,6 +226,7 @@ def _init(args: argparse.Namespace) -> int:
             batches=args.batches,
             time_budget_s=args.time_budget,
             pass_env=tuple(args.pass_env),
+            allow_secret_env=tuple(args.allow_secret_env),
         )
     except MltestError as exc:
         _say(str(exc))

@@ -120,17 +120,32 @@ def device_key(trainer: Any, settings: dict[str, Any]) -> str:
     return environment_key(trainer.strategy.root_device.type, settings)
 
 
+_WORLD = "-world"  # a key's suffix for a run over several processes: `-world2`
+
+
 def environment_key(device_type: str, settings: dict[str, Any]) -> str:
     """`cpu-torch2.13-32-true`: the environment baselines and goldens are kept per.
 
     A patch release of torch, another GPU model or thread count share a key: the checks
-    tolerate their numerical noise; a new device type, torch minor or precision does not.
+    tolerate their numerical noise; a new device type, torch minor or precision does not. Nor
+    does a run over several processes (`devices: 2`, `strategy: ddp`): each rank trains on its
+    share of the data, so its key ends in the world size (`cpu-torch2.13-32-true-world2`).
     """
     import torch
 
+    from mltest.checks.base import strategy_of
+
     major_minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
     precision = str(settings.get("precision", "32-true"))
-    return f"{device_type}-torch{major_minor}-{precision}"
+    _, processes = strategy_of(settings)
+    world = f"{_WORLD}{processes}" if processes > 1 else ""
+    return f"{device_type}-torch{major_minor}-{precision}{world}"
+
+
+def world_size_of(key: str) -> int:
+    """The number of processes an environment key was recorded with (1 without the suffix)."""
+    _, found, count = key.rpartition(_WORLD)
+    return int(count) if found and count.isdigit() else 1
 
 
 def environment_facts(settings: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class InitOptions:
     batches: int = 1
     time_budget_s: float = 1800.0
     pass_env: tuple[str, ...] = ()
+    allow_secret_env: tuple[str, ...] = ()
 
 
 @dataclass
@@ -151,16 +152,13 @@ def _write_partial(options: InitOptions) -> None:
 
 def _explore(path: Path, options: InitOptions) -> CheckResult:
     """Run the exploration in a worker; its `init` result (an ERROR result when it failed)."""
+    from mltest.env_request import EnvRequest, build_worker_env
     from mltest.process_guard import Cancellation, protect_from_other_processes
     from mltest.process_tree import Containment
-    from mltest.worker_handle import WorkerProcess, worker_environment
+    from mltest.worker_handle import WorkerProcess
 
     protect_from_other_processes()
-    with (
-        Cancellation() as cancel,
-        Containment() as tree,  # nothing the exploration starts outlives it
-        tempfile.TemporaryDirectory(prefix="mltest-init-") as scratch,
-    ):
+    with Cancellation() as cancel, tempfile.TemporaryDirectory(prefix="mltest-init-") as scratch:
         job = Job(
             config=str(path.resolve()),
             checks=[],
@@ -176,11 +174,13 @@ def _explore(path: Path, options: InitOptions) -> CheckResult:
                 },
             },
         )
-        worker = WorkerProcess(job, worker_environment(os.environ, options.pass_env), tree)
-        try:
-            return _drive(worker, options.time_budget_s, cancel)
-        finally:
-            worker.stop()
+        request = EnvRequest.parse(options.pass_env, options.allow_secret_env)
+        with Containment() as tree:  # everything the exploration starts ends with it
+            worker = WorkerProcess(job, build_worker_env(os.environ, request).env, tree)
+            try:
+                return _drive(worker, options.time_budget_s, cancel)
+            finally:
+                worker.stop()
 
 
 def _drive(worker, budget_s: float, cancel) -> CheckResult:
@@ -200,7 +200,7 @@ def _drive(worker, budget_s: float, cancel) -> CheckResult:
                     return CheckResult.from_dict(message["result"])
                 except (KeyError, TypeError, ValueError) as exc:
                     return _error(f"the worker sent a bad result ({exc})")
-        if state == "closed":
+        if state in ("exited", "stopped"):
             return _error(f"the worker process {worker.how_it_ended()} while exploring")
         if state == "timeout":
             return _error(

@@ -37,7 +37,6 @@ from mltest.worker_handle import (
     WorkerProcess,
     read_stack,
     user_frame_in_stack,
-    worker_environment,
 )
 from mltest.worker_results import BadResult, result_from_worker
 
@@ -67,6 +66,7 @@ def run_suite(
     allow_outside_repo: bool = False,
     pass_env: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    allow_secret_env: Iterable[str] = (),
     pin_reference: bool = False,
 ) -> Report:
     """Run every configured check in a worker process and write report.json, .md and junit.xml.
@@ -80,9 +80,11 @@ def run_suite(
         metadata: facts about the run that only the caller knows (PR number, run link).
         max_time_s: a budget for the whole suite; the check running when it ends is an error.
         allow_outside_repo: let baselines be written outside the config's repository.
-        pass_env: names of extra environment variables the worker may see.
+        pass_env: environment entries for the worker beyond the allow-list: `NAME` (copied
+            from `environ`) or `NAME=value` (mltest.env_request; a refused one is exit 2).
         environ: the environment the worker's is filtered from, and where the GitHub runner's
             file commands are named (default: this process's).
+        allow_secret_env: names that look like credentials and may be passed all the same.
         pin_reference: with `update_baselines`, the evaluation gate re-pins its reference.
 
     Returns:
@@ -99,7 +101,7 @@ def run_suite(
         max_time_s=max_time_s,
         allow_outside_repo=allow_outside_repo,
         pin_reference=pin_reference and update_baselines,
-        worker_env=worker_environment(source, pass_env),
+        env_entries=(tuple(pass_env), tuple(allow_secret_env)),
         environ=dict(source),
     )
     return run.run()
@@ -123,6 +125,7 @@ class _SuiteRun:
         self.plan = RunPlan(())
         self.writer: ReportWriter | None = None
         self.loaded: Any = None
+        self.worker_env: Any = None  # env_request.WorkerEnv, once the plan is made
         # Under GitHub Actions the worker's output is shown with workflow commands paused.
         actions = options["environ"].get("GITHUB_ACTIONS") == "true"
         self.pause_token = secrets.token_hex(16) if actions else None
@@ -168,7 +171,10 @@ class _SuiteRun:
         """The plan, the config and the baselines validated before any worker starts."""
         from mltest.baselines import read_baselines
         from mltest.config import CHECK_MODULES, check_write_paths, load_config
+        from mltest.env_request import EnvRequest, build_worker_env
 
+        request = EnvRequest.parse(*self.options["env_entries"])
+        self.worker_env = build_worker_env(self.options["environ"], request)
         loaded = load_config(self.config_path)
         self.report.suite = loaded.config.suite
         self.report.metadata["seeds"] = list(loaded.config.seeds)
@@ -192,11 +198,11 @@ class _SuiteRun:
                 extra={
                     "network": self.options["environ"].get("MLTEST_NETWORK", ""),
                     "pin_reference": self.options["pin_reference"],
+                    "withheld_env": list(self.worker_env.withheld),  # names, never values
+                    "unset_env": list(self.worker_env.unset),
                 },
             )
-            worker = WorkerProcess(
-                job, self.options["worker_env"], tree, pause_commands=self.pause_token
-            )
+            worker = WorkerProcess(job, self.worker_env.env, tree, pause_commands=self.pause_token)
             try:
                 self._drive(worker, pending, staging)
             finally:

@@ -47,6 +47,10 @@ def main() -> int:
     job = Job.from_json(open(os.environ[JOB_ENV], encoding="utf-8").read())  # noqa: SIM115
     global _network_setting
     _network_setting = str(job.extra.get("network", ""))
+    from mltest import env_watch
+
+    # before any user code: its lookups of variables mltest withheld become notices
+    env_watch.install(job.extra.get("withheld_env", ()), job.extra.get("unset_env", ()))
     rank = _rank()
     if rank:  # another rank of a ddp run: same work, silent, its own files
         sender = Sender(None)
@@ -74,6 +78,7 @@ def main() -> int:
 
 def run_checks(job: Job, sender: Sender) -> None:
     """Send the environment's facts, then run `job.checks` in order: `start`, `result` each."""
+    from mltest import env_watch
     from mltest.baselines import BaselineStore
     from mltest.checks.base import CheckContext, Deadline
     from mltest.config import CHECK_MODULES, load_config
@@ -104,7 +109,8 @@ def run_checks(job: Job, sender: Sender) -> None:
             project = _load_project(loaded)
             validate_checks(job.checks, context, loaded.checks)
         except MltestError as exc:  # nothing can run: the supervisor reports a suite error
-            sender.send("suite_error", message=f"{exc}{network_hint(exc)}")
+            withheld = "".join(f". Also: {notice}" for notice in env_watch.notices())
+            sender.send("suite_error", message=f"{exc}{network_hint(exc)}{withheld}")
             return
     for name in job.checks:
         sender.send("start", check=name)
@@ -113,7 +119,7 @@ def run_checks(job: Job, sender: Sender) -> None:
         ctx = context(name)
         with caught() as warned:  # warnings become the check's notices, not console lines
             result = run_one(importlib.import_module(CHECK_MODULES[name]), ctx, settings)
-        result.notices = [*result.notices, *warned.notices()]
+        result.notices = [*result.notices, *warned.notices(), *env_watch.notices()]
         result.duration_s = round(time.perf_counter() - started, 3)
         sender.send("result", result=result.bounded().to_dict())
 
@@ -212,6 +218,12 @@ def _advice(exc: BaseException) -> str:
     if hint:
         return hint.removeprefix(". ")
     text = str(exc)
+    if "shared memory" in text or ("/torch_" in text and "No space left" in text):
+        return (
+            "DataLoader workers pass batches through /dev/shm, and it ran out: in docker mode "
+            "raise the action input `shm-size` (default 2g), or give the data module "
+            "`num_workers: 0` in the config's data init_args."
+        )
     if "deterministic" in text and "use_deterministic_algorithms" in text:
         return (
             "This op has no deterministic kernel on this device. Set `trainer.deterministic: "

@@ -23,11 +23,13 @@ SUPERVISOR_SIDE = ("mltest.supervisor", "mltest.worker_handle", "mltest.process_
                    "mltest.run_files", "mltest.run_metadata", "mltest.cli", "mltest.render",
                    "mltest.github", "mltest.run_plan", "mltest.worker_results",
                    "mltest.process_tree", "mltest.runner_files", "mltest.baseline_commit",
-                   "mltest.init_command", "mltest.init_yaml")
+                   "mltest.init_command", "mltest.init_yaml",
+                   "mltest.env_request")
 # Import the user's code and torch: only the worker process runs them.
 WORKER_SIDE = ("mltest.worker", "mltest.project", "mltest.engine", "mltest.seeding",
                "mltest.parallel", "mltest.checks", "mltest.worker_fence",
-               "mltest.warning_notices", "mltest.explore")
+               "mltest.warning_notices", "mltest.explore",
+               "mltest.env_watch")
 
 
 def _name(path: Path) -> str:

@@ -70,7 +70,8 @@ def test_layers_stuck_in_eval_are_one_sentence_not_one_per_layer():
             obs.buffers.append(BufferObs(f"block{i}.bn.{buf}", f"block{i}.bn", False, "eval"))
     (finding,) = _stuck_buffers(obs)
     comment = _comment(CheckResult("sanity", "sanity", Status.FAIL, finding.message))
-    assert comment.count("ran in eval mode during the training step") == 1
+    # once in the line at the top, once in the table: never once per layer
+    assert comment.count("ran in eval mode during the training step") == 2
     assert "9 layers (`block0.bn`, `block1.bn`" in comment
     assert "(running_mean, running_var unchanged)" in comment
 

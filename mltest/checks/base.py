@@ -103,6 +103,24 @@ def record_hint(update_command: str, env_key: str, what: str = "one") -> str:
     return hint
 
 
+def environment_mismatch(env_key: str, recorded: list[str], update_command: str) -> tuple[str, str]:
+    """The sentence and hint for a run with no baseline for its own environment while others
+    have one (another torch minor, device, precision or world size): not a model bug, so the
+    check ends as an error (exit 2), never a failure.
+
+    Returns:
+        (`no baseline for this run's environment: recorded for X, this run is Y`, the hint).
+    """
+    more = f" and {len(recorded) - 4} more" if len(recorded) > 4 else ""
+    shown = ", ".join(recorded[:4]) + more
+    return (
+        f"no baseline for this run's environment: recorded for {shown}, this run is {env_key}",
+        f"A different torch, device, precision or world size is not a model bug: record with "
+        f"`{update_command}` on this runner (the action's `baselines: update` workflow, "
+        "docs/github-action.md, 'Record baselines on the runner') and commit what it writes.",
+    )
+
+
 @dataclass
 class CheckContext:
     """Everything a check may use. Checks never touch GitHub or the report files.

@@ -66,6 +66,9 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
         out.error(str(exc), title="mltest: bad action input")
         out.set_outputs(outputs_for(None, None))
         return Verdict.ERROR.exit_code
+    # Credentials the workflow allowed for the model code (`allow-secret-env`): kept before
+    # every secret-like name is wiped from this process's environment.
+    allowed = {name: env[name] for name in settings.allow_secret_env if name in env}
     _forget_token(env)  # read once into the settings; nothing started later inherits it
     publish_by = _publish_deadline(settings.max_time_s, started)
 
@@ -107,6 +110,9 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
                 "head_sha": ctx.commit_sha,
                 "run_url": ctx.run_url,
             },
+            pass_env=settings.env,
+            allow_secret_env=settings.allow_secret_env,
+            environ={**os.environ, **allowed} if allowed else None,
         )
     except Exception:  # a bug in mltest itself: still leave outputs and a readable error
         traceback.print_exc()

@@ -62,6 +62,8 @@ INPUT_ENV = {
     "github-token": "MLTEST_GITHUB_TOKEN",
     "max-time": "MLTEST_MAX_TIME",
     "baselines": "MLTEST_BASELINES",
+    "env": "MLTEST_ENV",
+    "allow-secret-env": "MLTEST_ALLOW_SECRET_ENV",
 }
 
 
@@ -79,6 +81,9 @@ class ActionSettings:
         max_time_s: a time budget for the whole suite (None: only the checks' own budgets).
         baselines: compare with the committed baselines, or record new ones on this runner.
         token: the token for the comment; never printed.
+        env: input `env`, one entry a line (`NAME` or `NAME=value`); validated by the
+            supervisor (mltest.env_request), so a refused entry is in the report too.
+        allow_secret_env: input `allow-secret-env`: credential-like names `env` may pass.
     """
 
     config: Path = Path("mltest.yaml")
@@ -90,6 +95,8 @@ class ActionSettings:
     max_time_s: float | None = None
     baselines: BaselineMode = BaselineMode.COMPARE
     token: str = field(default="", repr=False)
+    env: tuple[str, ...] = field(default=(), repr=False)
+    allow_secret_env: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionSettings:
@@ -118,6 +125,8 @@ class ActionSettings:
             max_time_s=_seconds("max-time", get("max-time", "")),
             baselines=_choice("baselines", get("baselines", "compare"), BaselineMode),
             token=env.get(INPUT_ENV["github-token"], "").strip(),
+            env=tuple(env.get(INPUT_ENV["env"], "").splitlines()),
+            allow_secret_env=tuple(get("allow-secret-env", "").split()),
         )
 
 

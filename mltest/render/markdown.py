@@ -32,7 +32,9 @@ def render_markdown(
     run_url: str | None = None,
     max_chars: int = GITHUB_COMMENT_LIMIT,
 ) -> str:
-    """Headline verdict, a table of checks, collapsible details with charts, and what to do next.
+    """What a PR author reads first comes first: the verdict, one line per check that did not
+    pass with its cause and what to do, likely causes shared by several checks, then the table
+    of checks, then notices and collapsible details with charts.
 
     When the body would be longer than `max_chars`, charts go first (passing checks' before
     failing ones', each section saying so), then each check's details are cut (largest first)
@@ -115,6 +117,8 @@ def _compose(
         parts += [f"> {_STOPPED[report.cancelled]}", ""]
     for error in report.errors:
         parts += _error(error)
+    parts += _to_fix(report)
+    parts += _causes(report)
     if report.checks:
         parts += ["| check | status | summary |", "|---|---|---|"]
         for check in report.checks:
@@ -124,12 +128,27 @@ def _compose(
                 f"| {safe.cell(check.summary)} |"
             )
         parts.append("")
-    parts += _causes(report)
     for check, text, chart in zip(report.checks, details, charts, strict=True):
         parts += _section(check, text, chart, run_url)
     if shortened:
         parts.append(SHORTENED.format(where=_where(run_url)))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _to_fix(report: Report) -> list[str]:
+    """One line per check that failed or errored: its summary (what broke, where) and its hint
+    (what to do), before the table and long before any chart."""
+    lines = []
+    for check in report.checks:
+        if check.status not in _OPEN:
+            continue
+        summary = str(check.summary).strip()
+        stop = "" if summary.endswith((".", "!", "?")) or not check.hint else "."
+        line = f"- {ICONS[check.status]} **{safe.inline(check.name)}** — {safe.inline(summary)}"
+        if check.hint:
+            line += f"{stop} **What to do:** {safe.inline(check.hint)}"
+        lines.append(line)
+    return [*lines, ""] if lines else []
 
 
 def _causes(report: Report) -> list[str]:
@@ -173,12 +192,10 @@ _OPEN = (Status.FAIL, Status.ERROR)
 def _section(
     check: CheckResult, details: str, charts: str | None, run_url: str | None
 ) -> list[str]:
-    """Hint, notices, and the collapsible block: charts first, then the check's details;
-    open when the check failed. ``charts`` is None when they were left out for size."""
+    """Notices, and the collapsible block: charts first, then the check's details; open when
+    the check failed (its hint is at the top). ``charts`` is None when left out for size."""
     lines = []
     name = safe.inline(check.name)
-    if check.status in (Status.FAIL, Status.ERROR) and check.hint:
-        lines += [f"**{name}: what to do** — {safe.inline(check.hint)}", ""]
     for notice in check.notices:
         lines += [f"> ℹ️ **{name}:** {safe.inline(notice)}", ""]
     left_out = CHARTS_LEFT_OUT.format(where=_where(run_url))
@@ -200,8 +217,11 @@ def _where(run_url: str | None) -> str:
 def _context_line(report: Report, run_url: str | None) -> str:
     meta = report.metadata if isinstance(report.metadata, dict) else {}
     bits = []
-    if meta.get("git_sha"):
-        bits.append(f"commit {safe.code(str(meta['git_sha'])[:7])}")
+    # The commit the author pushed (the event's PR head), not the merge commit a PR run checks
+    # out; docker mode has no git and only this.
+    commit = meta.get("head_sha") or meta.get("git_sha")
+    if commit:
+        bits.append(f"commit {safe.code(str(commit)[:7])}")
     if meta.get("device"):
         bits.append(f"on {safe.inline(meta['device'])}")
     duration = meta.get("duration_s")

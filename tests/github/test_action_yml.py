@@ -25,6 +25,7 @@ SCRIPT_ONLY = {
     "docker-options": "MLTEST_DOCKER_OPTIONS",
     "network": "MLTEST_NETWORK",
     "memory": "MLTEST_MEMORY",
+    "shm-size": "MLTEST_SHM_SIZE",
 }
 
 

@@ -37,7 +37,13 @@ jobs:
       - run: cp -a "$SRC/." .
       - id: mltest
         uses: ./
+        env:
+          E2E_SWITCH: from-the-step  # passed by name through input env
+          E2E_WITHHELD: runner-only  # not passed: a lookup of it gets a notice
         with:
+          env: |
+            E2E_SWITCH
+            E2E_DATA_DIR=/data/tabular
           mode: docker
           image: build
           build-args: |
@@ -77,7 +83,9 @@ MODEL_VIEW = """
 def _look_around():
     import json, os, pathlib, socket
     here = pathlib.Path(__file__).parent
-    view = {"env": dict(os.environ)}
+    view = {"env": dict(os.environ), "withheld": os.environ.get("E2E_WITHHELD")}
+    shm = os.statvfs("/dev/shm")
+    view["shm_bytes"] = shm.f_blocks * shm.f_frsize
     try:
         (here / "written-by-model").write_text("x")
         view["workspace"] = "writable"
@@ -279,6 +287,12 @@ def test_docker_mode_under_act(github, tmp_path, docker_engine):
     assert JOB_TOKEN not in json.dumps(view["env"])
     assert not {"GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "MLTEST_GITHUB_TOKEN"} & set(view["env"])
     assert view["workspace"] == "OSError" and view["network"] != "reachable"
+    # input env: by name from the step's env, and as NAME=value; input shm-size's default
+    assert view["env"]["E2E_SWITCH"] == "from-the-step"
+    assert view["env"]["E2E_DATA_DIR"] == "/data/tabular"
+    assert view["withheld"] is None and "runner-only" not in comment["body"]
+    assert "environment variable E2E_WITHHELD (at tabular/model.py:" in comment["body"]
+    assert view["shm_bytes"] == 2 * 1024**3
     # baselines: update hands the recorded folder to the upload step in docker mode too
     record = json.loads((out / "record.json").read_text())
     assert record["result"] == "pass", log[-5000:]

@@ -6,7 +6,7 @@ import math
 import statistics
 from typing import Any
 
-from mltest.checks.base import record_hint
+from mltest.checks.base import environment_mismatch, record_hint
 from mltest.checks.memorization.evidence import lr_fact, norm_fact
 from mltest.checks.memorization.hints import Failure, hint, measured
 from mltest.checks.memorization.seed_run import SeedRun, shown_number
@@ -97,11 +97,13 @@ def decide(
     counts = ", ".join("—" if r.epochs is None else str(r.epochs) for r in runs)
     shown = f"{median:g} epochs (median of {counts}"
     shown += f"; {_seeds(missed)} not reached)" if missed else ")"
+    if baseline is None and other_keys:  # the environment changed, not the model
+        mismatch, todo = environment_mismatch(env_key, other_keys, update_command)
+        return Status.ERROR, f"memorized in {shown}, but {mismatch}", todo, [], Failure.NO_BASELINE
     if baseline is None:
-        elsewhere = f"; baselines exist for {', '.join(other_keys)}" if other_keys else ""
         return (
             Status.FAIL,
-            f"memorized in {shown}, but no baseline is recorded for {env_key}{elsewhere}",
+            f"memorized in {shown}, but no baseline is recorded for {env_key}",
             record_hint(update_command, env_key),
             [missed_notice(missed, settings)] if missed else [],
             Failure.NO_BASELINE,

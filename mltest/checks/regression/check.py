@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mltest.checks.base import CheckContext, record_hint
+from mltest.checks.base import CheckContext, environment_mismatch, record_hint
 from mltest.checks.causes import NONDETERMINISTIC_PREDICTION
 from mltest.checks.regression.lookup import find_golden
 from mltest.checks.regression.report import (
@@ -144,6 +144,11 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         return result
 
     golden = find_golden(ctx, env["key"], command)
+    if golden is not None and _other_world(golden.key, env["key"]):
+        # Trained on a shard per rank: not float noise, so decisions are not compared either.
+        mismatch, hint = environment_mismatch(env["key"], [golden.key], command)
+        return CheckResult(**base, status=Status.ERROR, summary=f"golden outputs: {mismatch}",
+                           hint=hint, metrics=metrics)  # fmt: skip
     if golden is None:
         return CheckResult(
             **base,
@@ -279,6 +284,12 @@ def _load_inputs(ctx: CheckContext, settings: Settings):
     with isolated_global_state():
         datamodule = ctx.project.new_datamodule(ctx.loaded.config.model_under_test.seed)
         return from_datamodule(datamodule, spec.examples, settings.batch_size, spec.dataloader)
+
+
+def _other_world(golden_key: str, env_key: str) -> bool:
+    from mltest.engine import world_size_of
+
+    return world_size_of(golden_key) != world_size_of(env_key)
 
 
 def _environment(module: Any, ctx: CheckContext) -> dict[str, Any]:
