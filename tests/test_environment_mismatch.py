@@ -37,11 +37,11 @@ def test_memorization_recorded_for_another_torch_is_exit_2_naming_both(tmp_path)
 
 def test_no_baseline_anywhere_stays_a_failure_and_a_broken_model_still_fails():
     runs = [SeedRun(seed=s, epochs=14) for s in (0, 1, 2)]
-    status, summary, _, _ = decide(runs, None, Settings(), "cpu-torch2.13-32-true", [], "CMD")
+    status, summary, *_ = decide(runs, None, Settings(), "cpu-torch2.13-32-true", [], "CMD")
     assert status is Status.FAIL and "no baseline is recorded" in summary
-    status, summary, _, _ = decide(runs, None, Settings(), "cpu-torch2.13-32-true", [OLD], "CMD")
+    status, summary, *_ = decide(runs, None, Settings(), "cpu-torch2.13-32-true", [OLD], "CMD")
     assert status is Status.ERROR and f"recorded for {OLD}" in summary
     # a model that does not memorize fails whatever the environment
     stuck = [SeedRun(seed=s, initial_loss=1.0, final_loss=0.7) for s in (0, 1, 2)]
-    status, _, _, _ = decide(stuck, None, Settings(), "cpu-torch2.13-32-true", [OLD], "CMD")
+    status, *_ = decide(stuck, None, Settings(), "cpu-torch2.13-32-true", [OLD], "CMD")
     assert status is Status.FAIL

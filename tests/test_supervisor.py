@@ -268,7 +268,7 @@ def test_a_ddp_strategy_runs_the_checks_in_two_ranks_and_rank_0_alone_reports(tm
     report = run_suite(
         config,
         tmp_path / "r",
-        only=["memorization", "regression"],
+        only=["memorization", "sanity", "regression"],
         on_result=lambda result: lines.append(result.name),
     )
     from mltest.config import CHECK_MODULES
@@ -278,6 +278,8 @@ def test_a_ddp_strategy_runs_the_checks_in_two_ranks_and_rank_0_alone_reports(tm
     # Two processes are another environment (each rank trains on its shard): the example's
     # one-process baseline and golden are not compared, the run says to record this one.
     checks = {c.name: c for c in report.checks}
+    # Sanity's probes see the model's own input under the strategy's forward redirection.
+    assert checks["sanity"].status.value == "pass", checks["sanity"].summary
     for name in ("memorization", "regression"):
         assert checks[name].status.value == "error", checks[name].summary
         assert "this run is cpu-torch2.13-32-true-world2" in checks[name].summary

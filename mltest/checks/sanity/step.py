@@ -20,7 +20,7 @@ from mltest.checks.sanity.obs import BufferObs, PaddingObs, ParamObs, StepObs, m
 from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, units
 from mltest.checks.sanity.probes.callbacks import callbacks
 from mltest.checks.sanity.probes.steps import StepsProbe
-from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input
+from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input, redirected
 from mltest.errors import MltestError, ProjectError
 
 # Buffers of these layers are running statistics that must move in train mode.
@@ -189,7 +189,7 @@ class _StepProbe(pytorch_lightning.Callback):
         return hook
 
     def _input_hook(self, module, args, kwargs):
-        if self.forward_call is None:  # returns None: the call goes on unchanged
+        if self.forward_call is None and not redirected(module):  # None: the call goes on
             self.forward_call = ForwardCall(args, kwargs)
 
     def _output_hook(self, module, args, output):

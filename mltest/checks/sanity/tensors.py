@@ -111,3 +111,11 @@ def _shape(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"Tensor {tuple(value.shape)}"
     return type(value).__name__
+
+
+def redirected(module: torch.nn.Module) -> bool:
+    """Whether this call of `module` is Lightning's forward redirection (DDP and other wrapping
+    strategies call the module with `(batch, batch_idx)` and a patched `forward` that runs
+    `training_step`): not a call of the model's own forward, so its arguments are no input."""
+    patched = module.__dict__.get("forward")
+    return getattr(patched, "__name__", "") == "wrapped_forward"

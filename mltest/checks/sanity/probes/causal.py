@@ -24,7 +24,7 @@ import torch
 
 from mltest.checks.sanity.findings import Finding
 from mltest.checks.sanity.obs import CausalObs, LossInputObs, StepObs
-from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input
+from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input, redirected
 from mltest.errors import ProjectError
 
 RTOL = 1e-4  # an output may move by this share of the largest output (float sums)
@@ -48,7 +48,7 @@ class CausalProbe(pytorch_lightning.Callback):
             self.handle = pl_module.register_forward_pre_hook(self._record, with_kwargs=True)
 
     def _record(self, module, args, kwargs):
-        if self.call is None:
+        if self.call is None and not redirected(module):
             self.call = ForwardCall(args, kwargs)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

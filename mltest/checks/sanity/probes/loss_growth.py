@@ -19,7 +19,7 @@ import torch
 
 from mltest.checks.sanity.findings import Finding, finite, names
 from mltest.checks.sanity.obs import ScaleObs, StepObs
-from mltest.checks.sanity.tensors import batch_input
+from mltest.checks.sanity.tensors import batch_input, redirected
 from mltest.errors import ProjectError
 
 INPUT_SCALE = 10.0  # inputs beyond this absolute value read as not normalised
@@ -52,7 +52,7 @@ class ScaleWatch(pytorch_lightning.Callback):
         self.handle = pl_module.register_forward_pre_hook(self._forward, with_kwargs=True)
 
     def _forward(self, module, args, kwargs):
-        if not self.forward_seen:  # the first call only
+        if not self.forward_seen and not redirected(module):  # the first call only
             self._measure([*args, *kwargs.values()], "forward's input")
             self.forward_seen = True
 

@@ -28,7 +28,7 @@ from torch.overrides import TorchFunctionMode
 
 from mltest.checks.sanity.findings import Finding
 from mltest.checks.sanity.obs import LossInputObs, StepObs
-from mltest.checks.sanity.tensors import batch_input
+from mltest.checks.sanity.tensors import batch_input, redirected
 from mltest.errors import ProjectError, is_user_file
 
 LOSSES = ("cross_entropy", "nll_loss")
@@ -72,7 +72,7 @@ class LossInputWatch(pytorch_lightning.Callback):
         pl_module.training_step = observed
 
     def _forward(self, module, args, kwargs):
-        if not self.forward_seen:  # the first call: the input forward really takes
+        if not self.forward_seen and not redirected(module):  # the input forward takes
             self.forward_seen = True
             self.inputs[:] = _tokens([*args, *kwargs.values()]) or self.inputs
 
