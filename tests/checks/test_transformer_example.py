@@ -14,11 +14,14 @@ from mltest.supervisor import run_suite  # noqa: E402
 from tests.suites import copy_example  # noqa: E402
 
 pytestmark = pytest.mark.slow
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the hub
+# Nothing here may reach the hub: the worker gets the switch by name, as a team would pass it
+# (`--env HF_HUB_OFFLINE`); only this run's environment has it, not the other tests' runs.
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def _run(config, tmp_path, *checks):
-    report = run_suite(config, tmp_path / "report", only=list(checks))
+    report = run_suite(config, tmp_path / "report", only=list(checks), environ=OFFLINE,
+                       pass_env=["HF_HUB_OFFLINE"])  # fmt: skip
     assert not report.errors, report.errors
     return {c.name: c for c in report.checks if c.status is not Status.SKIPPED}
 
