@@ -122,9 +122,8 @@ def _restore_half(ctx, stopped, path, batches, postprocess, spec, seed, outcome)
     where = f"; not in the checkpoint: {', '.join(unsaved)}" if unsaved else ""
     problem = (f"a model restored from a checkpoint predicts differently from the model that "
                f"wrote it ({moved}){where}")  # fmt: skip
-    outcome.problems.append(problem)
-    outcome.cases.append(("restore: predictions", False, problem))
-    outcome.details += [f"- restore: {moved}", *[f"  - `{a}`" for a in unsaved]]
+    _failed(outcome, "restore: predictions", problem,
+            [f"- restore: {moved}", *[f"  - `{a}`" for a in unsaved]])  # fmt: skip
 
 
 def _resume_half(continued, resumed, spec, outcome) -> None:
@@ -133,14 +132,12 @@ def _resume_half(continued, resumed, spec, outcome) -> None:
     theirs = dict(resumed.named_parameters())
     differing = []
     for name, value in continued.named_parameters():
-        other = theirs.get(name)
-        if other is None or not torch.allclose(value.detach().cpu(), other.detach().cpu(),
-                                               rtol=spec.rtol, atol=spec.atol):  # fmt: skip
-            if other is None:
-                differing.append(f"{name} (missing after resuming)")
-                continue
-            gap = float((value.detach().cpu() - other.detach().cpu()).abs().max())
-            differing.append(f"{name} (max difference {gap:.3g})")
+        if name not in theirs:
+            differing.append(f"{name} (missing after resuming)")
+            continue
+        mine, other = value.detach().cpu(), theirs[name].detach().cpu()
+        if not torch.allclose(mine, other, rtol=spec.rtol, atol=spec.atol):
+            differing.append(f"{name} (max difference {float((mine - other).abs().max()):.3g})")
     if not differing:
         outcome.cases.append(("resume: next step", True, ""))
         return
@@ -148,11 +145,17 @@ def _resume_half(continued, resumed, spec, outcome) -> None:
     where = f"; state the checkpoint does not hold: {', '.join(unsaved)}" if unsaved else ""
     problem = (f"resuming from a checkpoint gives another step {spec.steps + 1} than continuing: "
                f"{len(differing)} parameter(s) differ, e.g. {differing[0]}{where}")  # fmt: skip
+    _failed(outcome, "resume: next step", problem,
+            [f"- resume: {len(differing)} parameter(s) differ",
+             *[f"  - `{d}`" for d in differing[:10]],
+             *[f"  - not saved: `{a}`" for a in unsaved]])  # fmt: skip
+
+
+def _failed(outcome, case: str, problem: str, details: list[str]) -> None:
+    """Record a failed half of the test: the problem, its JUnit case and its detail lines."""
     outcome.problems.append(problem)
-    outcome.cases.append(("resume: next step", False, problem))
-    outcome.details += [f"- resume: {len(differing)} parameter(s) differ",
-                        *[f"  - `{d}`" for d in differing[:10]],
-                        *[f"  - not saved: `{a}`" for a in unsaved]]  # fmt: skip
+    outcome.cases.append((case, False, problem))
+    outcome.details += details
 
 
 def _flat(outputs: list) -> Any:
