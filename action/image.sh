@@ -41,7 +41,7 @@ together: set both (the password from a secret) or neither"
     elif [ "$host" = "$github_registry" ] && [ -n "${MLTEST_GITHUB_TOKEN:-}" ]; then
         # A login the job made itself (e.g. docker/login-action with a token that reads
         # another organisation's packages) wins over the job's token.
-        if grep -qs "\"$host\"" "${DOCKER_CONFIG:-$HOME/.docker}/config.json"; then
+        if grep -qsF "\"$host\"" "${DOCKER_CONFIG:-$HOME/.docker}/config.json"; then
             echo "mltest: using the runner's Docker login for $host"
             return 0
         fi
@@ -77,10 +77,9 @@ $(docker_cause "$out" "$host")"
 
 # Drops the temporary Docker config and the credentials in it.
 registry_logout() {
-    if [ -n "$login_config" ]; then
-        rm -rf "$login_config"
-        login_config=""
-    fi
+    if [ -z "$login_config" ]; then return 0; fi
+    rm -rf "$login_config"
+    login_config=""
     if [ -n "${own_docker_config+set}" ]; then
         export DOCKER_CONFIG="$own_docker_config"
     else
@@ -132,8 +131,8 @@ ref, set image: build to build it from the action's Dockerfile, or name an image
 and firewall, or pre-pull the image (or serve it from a local mirror) and set pull: missing"
     else
         local last
-        last="$(grep -i -E 'error|denied|failed' <<<"$1" | tail -n 1)"
-        if [ -z "$last" ]; then last="$(grep -v '^[[:space:]]*$' <<<"$1" | tail -n 1)"; fi
+        last="$(grep -i -E 'error|denied|failed' <<<"$1" | tail -n 1 || true)"
+        if [ -z "$last" ]; then last="$(grep -v '^[[:space:]]*$' <<<"$1" | tail -n 1 || true)"; fi
         last="${last//'%'/'%25'}"
         echo "docker said: ${last:-nothing (exit code only)}"
     fi

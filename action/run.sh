@@ -54,6 +54,7 @@ fi
 # shellcheck source=action/image.sh
 source "$action_dir/action/image.sh"
 get_image "$action_dir"
+unset MLTEST_REGISTRY_PASSWORD # needed for the pull alone: nothing started from here gets it
 
 # Two containers. The first runs the suite (the pull request's code): it gets the workspace
 # read-only (writable only under `baselines: update`), the report folder writable, no token,

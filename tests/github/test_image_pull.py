@@ -8,6 +8,8 @@ successful step runs both containers ("suite", then "publish") in well under a s
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import struct
 import subprocess
@@ -127,6 +129,26 @@ def test_a_private_image_on_the_github_registry_pulls_with_the_jobs_token(step, 
     assert "result=error" in outputs
 
 
+def test_a_login_the_job_already_made_wins_over_the_jobs_token(step, registry, tmp_path):
+    # e.g. docker/login-action earlier in the job, with a token that reads this package
+    own = tmp_path / "own-docker-config"
+    own.mkdir()
+    auth = base64.b64encode(f"octocat:{JOB_TOKEN}".encode()).decode()
+    config = json.dumps({"auths": {registry.host: {"auth": auth}}})
+    (own / "config.json").write_text(config)
+
+    code, log, _ = step(
+        {"image": registry.image("private/tiny"), "github-token": "ghs_cannot_read_it"},
+        MLTEST_GITHUB_REGISTRY=registry.host,
+        DOCKER_CONFIG=str(own),
+    )
+
+    assert code == 0, log
+    assert f"mltest: using the runner's Docker login for {registry.host}" in log
+    assert {user for _, _, user in registry.manifest_requests()} == {"octocat"}
+    assert (own / "config.json").read_text() == config and "ghs_cannot_read_it" not in log
+
+
 @pytest.mark.parametrize(
     ("repository", "inputs", "cause"),
     [
@@ -217,3 +239,27 @@ def test_an_image_pinned_by_digest(step, registry):
 
     code, log, _ = step({"image": image[:-1]})  # a digest one hex digit short
     assert code == 2 and "names a digest that is not sha256:<64 lowercase hex digits>" in log
+
+
+def test_image_build_logs_in_to_the_base_images_registry_and_names_a_failed_build(step, registry):
+    base = registry.image("private/tiny")
+    inputs = {"image": "build", "build-args": f"BASE_IMAGE={base}"}
+
+    # No credentials for the base image's registry: the build's FROM is refused.
+    code, log, outputs = step(inputs, DOCKER_BUILDKIT="0")
+    assert code == 2 and "result=error" in outputs, log
+    assert (
+        "could not build mltest-action:local from the action's Dockerfile (base image "
+        f"{base}): {registry.host} needs a login (401 unauthorized)"
+    ) in log
+
+    # With them, FROM pulls the base (the tiny image has no shell, so the first RUN fails:
+    # docker's own last error line is the cause).
+    code, log, _ = step(
+        {**inputs, "registry-username": "octocat", "registry-password": JOB_TOKEN},
+        DOCKER_BUILDKIT="0",
+    )
+    assert code == 2, log
+    assert {user for _, _, user in registry.manifest_requests()} == {"octocat"}
+    assert f"(base image {base}): docker said: " in log
+    _secrets_only_masked(log)
