@@ -92,9 +92,13 @@ registry_logout() {
 docker_cause() {
     local text="${1,,}" host="$2"
     local login_hint="input registry-username and registry-password (from secrets)"
+    local access_hint="check the image's name and that the credentials may read it"
     if [ "$host" = "$github_registry" ]; then
         login_hint="the job's token (input github-token, the default) with permissions: \
 packages: read, or $login_hint"
+        access_hint="in the GHCR package's settings, Manage Actions access, add this repository \
+with the Read role (and give the job permissions: packages: read), or make the package public \
+(Change visibility)"
     fi
     # Phrases, not status numbers: a port or a digest in the text can hold "401" or "404".
     if [[ "$text" == *toomanyrequests* || "$text" == *"too many requests"* || \
@@ -103,7 +107,7 @@ packages: read, or $login_hint"
 logged-in pulls have a higher limit), pull through a registry mirror (registry-mirrors in the \
 runner's /etc/docker/daemon.json), or pre-pull the image onto the runner and set pull: missing"
     elif [[ "$text" == *"invalid reference format"* || "$text" == *"invalid reference"* ]]; then
-        echo "'$image' is not an image reference: write NAME:TAG or NAME@sha256:<64 hex digits>"
+        echo "the name is not an image reference: write NAME:TAG or NAME@sha256:<64 hex digits>"
     elif [[ "$text" == *unauthorized* || "$text" == *"no basic auth"* || \
         "$text" == *"authentication required"* ]]; then
         if [ -n "$logged_in_with" ]; then
@@ -115,9 +119,7 @@ behind it)"
         fi
     elif [[ "$text" == *denied* || "$text" == *forbidden* ]]; then
         echo "no access (denied${logged_in_with:+ to $logged_in_with}): the image is private, \
-the credentials cannot read it, or it does not exist. For a GHCR package: in the package's \
-settings, Manage Actions access, add this repository with the Read role (and give the job \
-permissions: packages: read), or make the package public (Change visibility)"
+the credentials cannot read it, or it does not exist. To fix: $access_hint"
     elif [[ "$text" == *"manifest unknown"* || "$text" == *"not found"* || \
         "$text" == *"no such manifest"* ]]; then
         echo "there is no such tag or digest (manifest unknown). The published mltest images \
@@ -159,6 +161,7 @@ never; got '$policy'" ;;
     esac
     if [ -n "${MLTEST_REGISTRY_PASSWORD:-}" ]; then
         # A password that does not come from a secret would otherwise show in the log.
+        local line
         while IFS= read -r line; do
             if [ -n "$line" ]; then echo "::add-mask::$line"; fi
         done <<<"$MLTEST_REGISTRY_PASSWORD"

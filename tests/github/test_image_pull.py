@@ -122,6 +122,21 @@ def test_a_private_image_on_the_github_registry_pulls_with_the_jobs_token(step, 
     assert {user for _, _, user in registry.manifest_requests()} == {"octocat"}
     _secrets_only_masked(log)
 
+    # A job whose token cannot read the package: denied, and how to grant it.
+    code, log, outputs = step(
+        {"image": image, "github-token": STRANGER_PASSWORD},
+        MLTEST_GITHUB_REGISTRY=registry.host,
+        GITHUB_ACTOR="stranger",
+    )
+    assert code == 2 and "result=error" in outputs, log
+    assert (
+        f"could not pull {image}: no access (denied to the job's token (input github-token, "
+        "user stranger)): the image is private, the credentials cannot read it, or it does not "
+        "exist. To fix: in the GHCR package's settings, Manage Actions access, add this "
+        "repository with the Read role"
+    ) in log
+    _secrets_only_masked(log)
+
     # The same image on another registry (no credentials for it): a 401, said as such.
     code, log, outputs = step({"image": image})
     assert code == 2, log
