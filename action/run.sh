@@ -50,31 +50,11 @@ gpus: '' to run on CPU."
     gpu_flag=(--gpus "$MLTEST_GPUS")
 fi
 
-image="${MLTEST_IMAGE:-}"
-if [ -z "$image" ]; then
-    case "$action_dir" in
-        */_actions/*/*/*)
-            # A published action lives in .../_actions/OWNER/REPO/REF: run the image that the
-            # release workflow pushed for that same ref.
-            rel="${action_dir#*/_actions/}"
-            owner="${rel%%/*}"
-            rest="${rel#*/}"
-            repo="${rest%%/*}"
-            ref="${rest#*/}"
-            image="ghcr.io/${owner,,}/${repo,,}:${ref//\//-}"
-            ;;
-        *) image=build ;; # used from a checkout (uses: ./): build what is checked out
-    esac
-fi
-if [ "$image" = build ]; then
-    build_args=()
-    while IFS= read -r arg; do
-        if [ -n "$arg" ]; then build_args+=(--build-arg "$arg"); fi
-    done <<<"${MLTEST_BUILD_ARGS:-}"
-    image="mltest-action:local"
-    echo "mltest: building $image from $action_dir/Dockerfile"
-    docker build "${build_args[@]}" --tag "$image" "$action_dir"
-fi
+# The image: pulled (with a registry login) or built; a failure is give_up with its cause.
+# shellcheck source=action/image.sh
+source "$action_dir/action/image.sh"
+get_image "$action_dir"
+unset MLTEST_REGISTRY_PASSWORD # needed for the pull alone: nothing started from here gets it
 
 # Two containers. The first runs the suite (the pull request's code): it gets the workspace
 # read-only (writable only under `baselines: update`), the report folder writable, no token,

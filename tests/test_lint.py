@@ -20,7 +20,8 @@ LINTERS = {
     "actionlint": ["actionlint"],
     "zizmor": ["zizmor", "--offline", "."],
     "hadolint": ["hadolint", "Dockerfile"],
-    "shellcheck": ["shellcheck", "action/run.sh"],
+    # -x: follow run.sh's `source` of image.sh, which is also checked on its own.
+    "shellcheck": ["shellcheck", "-x", "action/run.sh", "action/image.sh"],
 }
 
 

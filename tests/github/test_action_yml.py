@@ -26,6 +26,9 @@ SCRIPT_ONLY = {
     "network": "MLTEST_NETWORK",
     "memory": "MLTEST_MEMORY",
     "shm-size": "MLTEST_SHM_SIZE",
+    "pull": "MLTEST_PULL",
+    "registry-username": "MLTEST_REGISTRY_USERNAME",
+    "registry-password": "MLTEST_REGISTRY_PASSWORD",
 }
 
 

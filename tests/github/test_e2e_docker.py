@@ -12,7 +12,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.github.conftest import JOB_TOKEN
+from tests.github.dockerd import need_root_tool as _need_root_tool
+from tests.github.dockerd import running_dockerd
 from tests.github.e2e import act_repo, action_checkout, run_act
 
 REPO = "Codertocat/Hello-World"
@@ -104,19 +105,6 @@ _look_around()
 """
 
 
-def _need_root_tool(command: str, apt_package: str) -> None:
-    if shutil.which(command):
-        return
-    if os.geteuid() != 0:
-        pytest.skip(f"{command} is missing and installing it needs root")
-    subprocess.run(["apt-get", "update", "-q"], capture_output=True)
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-q", apt_package], capture_output=True, text=True
-    )
-    if result.returncode != 0 or not shutil.which(command):
-        pytest.skip(f"could not apt-get install {apt_package}: {result.stderr[-500:]}")
-
-
 def _debian_mirror() -> str:
     """The mirror apt on this machine already uses (the only one reachable here)."""
     for path in sorted(Path("/etc/apt").rglob("*")):
@@ -190,53 +178,8 @@ def _wheels() -> Path:
 @pytest.fixture
 def docker_engine():
     """A dockerd of our own on a private socket; stopped by its pid afterwards."""
-    _need_root_tool("dockerd", "docker.io")
-    if not shutil.which("docker"):
-        pytest.skip("the docker CLI is missing")
-    root = Path(tempfile.mkdtemp(prefix="dk", dir="/tmp"))  # short: unix socket path limit
-    sock = f"unix://{root}/docker.sock"
-    log = (root / "dockerd.log").open("w")
-    daemon = subprocess.Popen(
-        [
-            "dockerd",
-            "--data-root",
-            str(root / "data"),
-            "--exec-root",
-            str(root / "exec"),
-            "-H",
-            sock,
-            "--pidfile",
-            str(root / "docker.pid"),
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    env = {**os.environ, "DOCKER_HOST": sock}
-    try:
-        for _ in range(60):
-            if subprocess.run(["docker", "info"], env=env, capture_output=True).returncode == 0:
-                break
-            if daemon.poll() is not None:
-                pytest.skip(f"dockerd exited: {(root / 'dockerd.log').read_text()[-800:]}")
-            time.sleep(0.5)
-        else:
-            pytest.skip("dockerd did not answer within 30 s")
+    with running_dockerd() as env:
         yield env
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
-        # dockerd can leave its exec-root mounts (network namespaces) behind: unmount them.
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-        for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
-            subprocess.run(["umount", mount], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow
