@@ -26,7 +26,8 @@ COPY docker/wheels/ /opt/wheels/
 # Dependencies first, from pyproject.toml alone, so editing mltest's source reuses this layer.
 # pip resolves against the base image's packages: its torch satisfies the torch requirement
 # (no second, CPU-only torch), and only what is missing lands under /deps. The placeholder
-# package that carried the requirements is taken out of /deps again.
+# package that carried the requirements is taken out of /deps again, and its build folder
+# out of /src (setuptools would put its empty mltest/__init__.py in the real wheel).
 # upgraded.txt names the base's packages that /deps holds a newer version of: the image
 # uninstalls those first, as pip would have.
 COPY pyproject.toml README.md ./
@@ -38,7 +39,8 @@ RUN mkdir -p mltest /deps && touch mltest/__init__.py \
     && python3 -c "import pathlib, re; key = lambda s: re.sub(r'[-_.]+', '-', s).lower(); \
 base = {key(line.split('==')[0]) for line in open('base.txt') if '==' in line}; \
 new = {key(p.name.split('-')[0]) for p in pathlib.Path('/deps').rglob('*.dist-info')}; \
-open('/upgraded.txt', 'w').write(''.join(n + chr(10) for n in sorted(base & new)))"
+open('/upgraded.txt', 'w').write(''.join(n + chr(10) for n in sorted(base & new)))" \
+    && rm -rf mltest build ./*.egg-info base.txt
 
 COPY mltest ./mltest
 COPY entrypoint.py ./

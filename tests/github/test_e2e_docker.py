@@ -307,6 +307,11 @@ def test_docker_mode_under_act(github, tmp_path, docker_engine):
         env=docker_engine, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "/opt/wheels" not in history and "PIP_FIND_LINKS" not in history, history
+    size = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Size}}", "mltest-action:local"],
+        env=docker_engine, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    print(f"mltest-action:local is {size} bytes; its layers:\n{history}")
 
     _cancel_in_docker_mode_like_the_runner(github, tmp_path, docker_engine)
     print(f"docker e2e took {time.monotonic() - started:.0f} s")
