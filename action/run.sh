@@ -8,14 +8,30 @@ action_dir="${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set; run this as a G
 # Names that look like credentials: the same pattern as mltest/worker_handle.py's _SECRET_NAME.
 SECRET_NAME='TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH|(^|_)KEY($|_)|APIKEY'
 
-# Stop before running anything: an error annotation, result=error, and the exit code that
-# fail-on asks for (the same rule as the entrypoint's).
+# Stop before the suite runs. The error is published as the run's verdict (the same sticky PR
+# comment a finished run updates, the job summary, an annotation, the outputs) by the runner's
+# own python3 with the standard library only (-S: no site-packages, -E: no PYTHONPATH), since
+# no image or virtualenv may exist yet; it exits with fail-on's code (2, or 0 for nothing).
+# Without a python3 >= 3.10, or if it fails: the annotation and the outputs only, said so.
 give_up() {
+    local code=0 fail_on="${MLTEST_FAIL_ON:-failure}"
+    if command -v python3 >/dev/null 2>&1 &&
+        python3 -S -E -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+        python3 -S -E "$action_dir/entrypoint.py" error "$1" "$2" || code=$?
+        if [ "$code" -eq 0 ] || [ "$code" -eq 2 ]; then exit "$code"; fi
+        echo "::warning title=mltest: error not published::publishing this error with the \
+runner's python3 failed (exit code $code, see above): it is not in the PR comment or the job \
+summary, and an earlier mltest comment on the pull request may be out of date."
+    else
+        echo "::warning title=mltest: error not published::python3 (3.10 or newer) is not on \
+the runner's PATH, so this error is not in the PR comment or the job summary, and an earlier \
+mltest comment on the pull request may be out of date. Install python3 on the runner."
+    fi
     echo "::error title=mltest: $1::$2"
     if [ -n "${GITHUB_OUTPUT:-}" ]; then
         printf 'result=error\npassed=0\nfailed=0\nerrors=1\n' >>"$GITHUB_OUTPUT"
     fi
-    if [ "${MLTEST_FAIL_ON:-failure}" = nothing ]; then exit 0; fi
+    if [ "${fail_on,,}" = nothing ]; then exit 0; fi
     exit 2
 }
 
@@ -30,9 +46,14 @@ if [ "$mode" = host ]; then
     # runner (or in the job container) is used as is instead of being downloaded again.
     venv="${RUNNER_TEMP:-/tmp}/mltest-venv"
     if [ ! -x "$venv/bin/python" ]; then
-        python3 -m venv --system-site-packages "$venv"
+        python3 -m venv --system-site-packages "$venv" || give_up "host setup" "python3 -m venv \
+could not create $venv (see above); host mode needs python3 >= 3.10 with venv (Debian and \
+Ubuntu: apt-get install python3-venv), or use mode: docker."
     fi
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$action_dir"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$action_dir" ||
+        give_up "host setup" "pip could not install mltest from $action_dir into $venv (see \
+pip's messages above): is the package index reachable from the runner (or set PIP_INDEX_URL \
+in the step's env), and is the runner's torch one mltest supports (>= 2.1)?"
     # exec: the supervisor takes this process's place, receives the runner's cancel signals
     # itself and wipes the token from its environment before any model code runs.
     exec "$venv/bin/python" "$action_dir/entrypoint.py"

@@ -1,4 +1,8 @@
-"""A small GitHub REST client: one `requests.Session`, retries with backoff, timeouts.
+"""A small GitHub REST client: one HTTP session, retries with backoff, timeouts.
+
+The session is `requests.Session` where `requests` is installed (the image, host mode's
+virtualenv) and the standard library's otherwise (the runner's own python3 publishing an early
+error, mltest.github.early_error): the retry rules, messages and token handling are the same.
 
 Only the calls mltest needs. Every request has a timeout; 5xx, 429 and secondary rate limits
 are retried, honouring ``Retry-After`` and ``x-ratelimit-reset``; the token never appears in a
@@ -13,10 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from mltest import __version__
 from mltest.errors import MltestError
+from mltest.github.stdlib_http import StdlibSession, TransportError
+
+try:
+    import requests
+except ImportError:  # the runner's own python3: standard library only
+    requests = None
+
+# What a session raises when no response came back.
+_NO_RESPONSE = (TransportError,) + ((requests.RequestException,) if requests else ())
 
 API_VERSION = "2022-11-28"
 # The login GitHub shows for comments made with the job's GITHUB_TOKEN. That token cannot call
@@ -73,16 +84,25 @@ class GitHubApi:
         token: a token allowed to write issue comments (the job's GITHUB_TOKEN will do).
         api_url: REST root, e.g. ``https://api.github.com`` or ``https://ghe.example/api/v3``.
         retry: retry and timeout settings.
+        session: the HTTP session (default: `requests`' when installed, else `StdlibSession`).
     """
 
-    def __init__(self, token: str, api_url: str, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        api_url: str,
+        retry: RetryPolicy | None = None,
+        session: Any = None,
+    ) -> None:
         if not token:
             raise GitHubApiError("no GitHub token: set the github-token input or GITHUB_TOKEN")
         self.api_url = api_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         # When every call must be done by (monotonic time); None: only `retry` limits them.
         self.deadline: float | None = None
-        self._session = requests.Session()
+        if session is None:
+            session = requests.Session() if requests else StdlibSession()
+        self._session = session
         self._session.headers.update(
             {
                 "Accept": "application/vnd.github+json",
@@ -140,7 +160,7 @@ class GitHubApi:
     def _same_origin(self, url: str) -> bool:
         return urlsplit(url)[:2] == urlsplit(self.api_url)[:2]
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
         if url.startswith("/"):
             url = self.api_url + url
         where = f"{method} {urlsplit(url).path}"
@@ -150,7 +170,7 @@ class GitHubApi:
             timeout = tuple(min(t, left) for t in self.retry.timeout_s)
             try:
                 response = self._session.request(method, url, timeout=timeout, **kwargs)
-            except requests.RequestException as exc:
+            except _NO_RESPONSE as exc:
                 if last or self._backoff(attempt) >= self._time_left(where):
                     raise GitHubApiError(f"{where}: {type(exc).__name__}: {exc}") from exc
                 self.retry.sleep(self._backoff(attempt))
@@ -186,7 +206,7 @@ class GitHubApi:
     def _backoff(self, attempt: int) -> float:
         return min(self.retry.backoff_s * 2 ** (attempt - 1), self.retry.max_wait_s)
 
-    def _retry_wait(self, response: requests.Response, attempt: int) -> float | None:
+    def _retry_wait(self, response: Any, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the error is not worth a retry."""
         status = response.status_code
         rate_limited = status == 429 or (status == 403 and _is_rate_limit(response))
@@ -205,7 +225,7 @@ class GitHubApi:
         return self._backoff(attempt)
 
 
-def _is_rate_limit(response: requests.Response) -> bool:
+def _is_rate_limit(response: Any) -> bool:
     # GitHub signals primary and secondary rate limits with 403 too; a plain permission 403
     # (fork PR, missing scope) must not be retried.
     if "retry-after" in response.headers or response.headers.get("x-ratelimit-remaining") == "0":
@@ -213,7 +233,7 @@ def _is_rate_limit(response: requests.Response) -> bool:
     return "rate limit" in _message(response).lower()
 
 
-def _message(response: requests.Response) -> str:
+def _message(response: Any) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -221,6 +241,6 @@ def _message(response: requests.Response) -> str:
     return str(data.get("message", "")) if isinstance(data, dict) else ""
 
 
-def _describe(response: requests.Response) -> str:
+def _describe(response: Any) -> str:
     message = _message(response)
     return f"HTTP {response.status_code}" + (f" {message}" if message else "")

@@ -53,7 +53,6 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
     from mltest.errors import MltestError
     from mltest.github.actions import Actions
     from mltest.github.context import GitHubContext
-    from mltest.github.publish import outputs_for
     from mltest.github.settings import ActionSettings
     from mltest.report import Verdict
 
@@ -63,9 +62,12 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
         settings = ActionSettings.from_env(env)
         ctx = GitHubContext.from_env(env)
     except MltestError as exc:
-        out.error(str(exc), title="mltest: bad action input")
-        out.set_outputs(outputs_for(None, None))
-        return Verdict.ERROR.exit_code
+        if phase == "suite":  # no token here; the publish container reads the same inputs
+            out.error(str(exc), title="mltest: bad action input")
+            return Verdict.ERROR.exit_code
+        from mltest.github.early_error import publish_early_error
+
+        return publish_early_error("bad action input", str(exc), env, out)
     # Credentials the workflow allowed for the model code (`allow-secret-env`): kept before
     # every secret-like name is wiped from this process's environment.
     allowed = {name: env[name] for name in settings.allow_secret_env if name in env}
@@ -73,17 +75,24 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
     publish_by = _publish_deadline(settings.max_time_s, started)
 
     def give_up(message: str, title: str) -> int:
-        out.error(message, title=title)
-        out.set_outputs(outputs_for(None, None))
-        return settings.fail_on.exit_code(Verdict.ERROR)
+        """The error as the run's verdict, in the sticky comment, summary and outputs."""
+        from mltest.github.early_error import early_error_report, publish_early_error
+
+        if phase == "suite":
+            # No token here: the report carries the error to the publish container, which
+            # applies fail-on (so this exits with the error's own code, as a verdict would).
+            out.error(message, title=f"mltest: {title}")
+            report = early_error_report(title, message, settings.config, ctx)
+            _write_report(report, settings.report_dir, out)
+            return Verdict.ERROR.exit_code
+        return publish_early_error(
+            title, message, env, out, settings=settings, ctx=ctx, deadline=publish_by
+        )
 
     if phase == "publish":
-        report = _report_of_suite_container(settings, env, out)
+        report, problem = _report_of_suite_container(settings, env, out)
         if report is None:
-            return give_up(
-                "the suite's container wrote no readable report; see the log above",
-                "mltest: no report",
-            )
+            return give_up(problem, "no report")
         return _publish(report, settings, ctx, out, publish_by)
 
     if settings.require_gpu:
@@ -91,7 +100,7 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
 
         problem = gpu_problem()
         if problem:
-            return give_up(problem, "mltest: no GPU")
+            return give_up(problem, "no GPU")
 
     from mltest.github.settings import BaselineMode
     from mltest.render.console import check_line
@@ -116,18 +125,17 @@ def _action(env: Mapping[str, str], stream: TextIO | None, phase: str) -> int:
         )
     except Exception:  # a bug in mltest itself: still leave outputs and a readable error
         traceback.print_exc()
-        return give_up("mltest crashed before writing a report; see the log", "mltest: crash")
+        return give_up("mltest crashed before writing a report; see the log", "crash")
     if phase == "suite":
         out.log(f"mltest: {report.suite}: {report.verdict.value}; publishing comes next")
         return report.verdict.exit_code
     return _publish(report, settings, ctx, out, publish_by)
 
 
-PUBLISH_S = 120.0  # the most time publishing may take (GitHub slow or rate limiting)
-
-
 def _suite_time(max_time_s: float | None) -> float | None:
     """The suite's share of input `max-time`: publishing keeps a reserve of its own."""
+    from mltest.github.publish import PUBLISH_S
+
     if max_time_s is None:
         return None
     return max(max_time_s * 0.5, max_time_s - min(PUBLISH_S, 30.0))
@@ -141,7 +149,7 @@ def _publish_deadline(max_time_s: float | None, started: float) -> float:
 
 
 def _publish(report, settings, ctx, out, deadline: float) -> int:
-    from mltest.github.publish import publish_action
+    from mltest.github.publish import PUBLISH_S, publish_action
     from mltest.github.settings import FailOn
     from mltest.report import Verdict
 
@@ -158,11 +166,24 @@ def _publish(report, settings, ctx, out, deadline: float) -> int:
     return code
 
 
+def _write_report(report, report_dir: Path, out) -> None:
+    from mltest.errors import MltestError
+    from mltest.files import atomic_write_text
+
+    try:
+        atomic_write_text(report_dir / "report.json", report.to_json())
+    except (OSError, MltestError) as exc:
+        out.error(f"{report_dir / 'report.json'}: could not write the error report: {exc}")
+
+
 def _report_of_suite_container(settings, env: Mapping[str, str], out):
     """The report the suite's container wrote, checked against how that container ended.
 
     The container's exit code is the supervisor's verdict; a report that disagrees with it
     (or a container that ended without finishing the report) is not trusted: error.
+
+    Returns:
+        (report, "") or, when there is no readable report, (None, what to say instead).
     """
     from mltest.report import Report
 
@@ -171,15 +192,19 @@ def _report_of_suite_container(settings, env: Mapping[str, str], out):
     try:
         report = Report.read_json(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        out.error(f"{path}: {exc} (the suite's container exited with code {code or '?'})")
-        return None
+        out.log(f"mltest: {path}: {exc}")
+        why = "no" if isinstance(exc, FileNotFoundError) else "an unreadable"
+        return None, (
+            f"the suite's container exited with code {code or '(unknown)'} and left {why} "
+            f"{path.name} (was it killed, out of memory, or did it fail to start? see the log)"
+        )
     if not code.isdigit() or int(code) != report.verdict.exit_code:
         report.errors.append(
             f"the suite's container exited with code {code or '(unknown)'} but its report "
             f"says {report.verdict.value}; the run is treated as an error (was the container "
             "killed, out of memory, or the report changed after the supervisor wrote it?)"
         )
-    return report
+    return report, ""
 
 
 def _forget_token(env: Mapping[str, str]) -> None:

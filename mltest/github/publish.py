@@ -21,6 +21,7 @@ from mltest.github.recorded_baselines import artifact_name, recorded_dir, summar
 from mltest.github.settings import ActionSettings, BaselineMode, CommentMode
 from mltest.report import Report, Status, Verdict
 
+PUBLISH_S = 120.0  # the most time publishing may take (GitHub slow or rate limiting)
 FORK_HELP = (
     "Pull requests from forks get a read-only token: post the comment from a separate "
     "workflow_run workflow with `mltest comment` (see docs/github-action.md)."

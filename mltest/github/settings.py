@@ -19,7 +19,15 @@ from mltest.report import Verdict
 
 
 class SettingsError(MltestError):
-    """An action input has a value mltest does not accept."""
+    """An action input has a value mltest does not accept.
+
+    Attributes:
+        input: the input's name (a key of INPUT_ENV).
+    """
+
+    def __init__(self, message: str, input: str) -> None:
+        super().__init__(message)
+        self.input = input
 
 
 class CommentMode(str, Enum):
@@ -114,7 +122,9 @@ class ActionSettings:
             try:
                 validate_comment_id(comment_id)
             except ValueError as exc:
-                raise SettingsError(f"input {exc} ({INPUT_ENV['comment-id']})") from exc
+                raise SettingsError(
+                    f"input {exc} ({INPUT_ENV['comment-id']})", "comment-id"
+                ) from exc
         return cls(
             config=Path(get("config", "mltest.yaml")),
             report_dir=Path(get("report-dir", "mltest-report")),
@@ -129,6 +139,20 @@ class ActionSettings:
             allow_secret_env=tuple(get("allow-secret-env", "").split()),
         )
 
+    @classmethod
+    def leniently_from_env(cls, env: Mapping[str, str]) -> tuple[ActionSettings, list[str]]:
+        """The settings with each input mltest does not accept read as its default, and the
+        messages about those inputs: an early error is still published (with the comment,
+        comment-id and fail-on asked for) when a bad input is the error or comes with it."""
+        problems: list[str] = []
+        env = dict(env)
+        while True:
+            try:
+                return cls.from_env(env), problems
+            except SettingsError as exc:
+                problems.append(str(exc))
+                env.pop(INPUT_ENV[exc.input], None)
+
 
 def _seconds(name: str, value: str) -> float | None:
     if not value:
@@ -140,7 +164,8 @@ def _seconds(name: str, value: str) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         raise SettingsError(
             f"input {name} ({INPUT_ENV[name]}) must be a positive number of seconds or empty; "
-            f"got {value!r}"
+            f"got {value!r}",
+            name,
         )
     return seconds
 
@@ -151,5 +176,5 @@ def _choice(name: str, value: str, enum: type[Enum]) -> Enum:
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
         raise SettingsError(
-            f"input {name} ({INPUT_ENV[name]}) must be one of {allowed}; got {value!r}"
+            f"input {name} ({INPUT_ENV[name]}) must be one of {allowed}; got {value!r}", name
         ) from None

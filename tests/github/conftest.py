@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mltest.github.api import GitHubApi, RetryPolicy
+from mltest.github.stdlib_http import StdlibSession
 from mltest.report import Case, CheckResult, Report, Status
 from tests.github.fake_github import FakeGitHub
 
@@ -29,13 +30,16 @@ def sleeps() -> list[float]:
     return []
 
 
-@pytest.fixture
-def make_api(github: FakeGitHub, sleeps: list[float]):
-    """A GitHubApi factory with the publish signature, recording waits instead of sleeping."""
+@pytest.fixture(params=["requests", "stdlib"])
+def make_api(github: FakeGitHub, sleeps: list[float], request):
+    """A GitHubApi factory with the publish signature, recording waits instead of sleeping;
+    once over `requests` and once over the standard library's HTTP (what the runner's own
+    python3 publishes early errors with): the same retries, pages and errors over both."""
 
     def factory(token: str, api_url: str = "") -> GitHubApi:
         retry = RetryPolicy(attempts=4, backoff_s=0.5, max_wait_s=30, sleep=sleeps.append)
-        return GitHubApi(token, api_url or github.url, retry)
+        session = StdlibSession() if request.param == "stdlib" else None
+        return GitHubApi(token, api_url or github.url, retry, session=session)
 
     return factory
 

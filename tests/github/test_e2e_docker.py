@@ -242,6 +242,20 @@ def test_docker_mode_under_act(github, tmp_path, docker_engine):
     assert record["baseline-dir"].endswith("examples/tabular/.mltest")
     assert record["baseline-artifact"] == "mltest-baselines-tabular"
 
+    # The wheels only this test build needs are in no layer of the image (Dockerfile's build
+    # stage); `COPY docker/wheels/ /opt/wheels/` then `rm` would leave ~240 MB in one.
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}",
+         "mltest-action:local"],
+        env=docker_engine, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "/opt/wheels" not in history and "PIP_FIND_LINKS" not in history, history
+    size = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Size}}", "mltest-action:local"],
+        env=docker_engine, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    print(f"mltest-action:local is {size} bytes; its layers:\n{history}")
+
     _cancel_in_docker_mode_like_the_runner(github, tmp_path, docker_engine)
     print(f"docker e2e took {time.monotonic() - started:.0f} s")
 

@@ -58,3 +58,17 @@ def test_fail_on_decides_the_exit_code(fail_on, codes):
 def test_gpus_input_means_a_gpu_is_required():
     assert ActionSettings.from_env({"MLTEST_GPUS": "all"}).require_gpu
     assert not ActionSettings.from_env({"MLTEST_GPUS": ""}).require_gpu
+
+
+def test_an_early_error_reads_each_bad_input_as_its_default_and_keeps_the_good_ones():
+    env = {
+        "MLTEST_COMMENT": "sometimes",
+        "MLTEST_MAX_TIME": "-1",
+        "MLTEST_FAIL_ON": "nothing",
+        "MLTEST_COMMENT_ID": "gpu-a",
+    }
+    settings, problems = ActionSettings.leniently_from_env(env)
+    assert settings.comment is CommentMode.ALWAYS and settings.max_time_s is None
+    assert settings.fail_on is FailOn.NOTHING and settings.comment_id == "gpu-a"
+    assert [p.split(" (")[0] for p in problems] == ["input comment", "input max-time"]
+    assert ActionSettings.leniently_from_env({"MLTEST_FAIL_ON": "error"})[1] == []
