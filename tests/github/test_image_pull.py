@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import socket
 import struct
 import subprocess
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.github.conftest import JOB_TOKEN
+from tests.github.conftest import EVENTS, JOB_TOKEN
 from tests.github.dockerd import need_root_tool, running_dockerd
 from tests.github.fake_registry import FakeRegistry
 from tests.github.runner_step import ROOT, step_environment
+from tests.github.test_actions import read_outputs
+from tests.github.test_early_errors import EXAMPLE_CONFIG, assert_turned_to_error, earlier_pass
+from tests.github.test_publish import REPO
 
 STRANGER_PASSWORD = "stranger-registry-password"
 
@@ -54,13 +58,16 @@ def registry():
 
 
 @pytest.fixture
-def step(tmp_path, engine, registry):
-    """Runs the action's step (action/run.sh) with the given inputs; returns (code, log,
-    the GITHUB_OUTPUT text). Each run starts without the image and with no requests seen."""
+def step(tmp_path, engine, registry, github):
+    """Runs the action's step (action/run.sh) on a pull_request event against the loopback
+    GitHub with the given inputs; returns (code, log, the step's outputs). Each run starts
+    without the image and with no requests seen."""
     home, temp, workspace = tmp_path / "home", tmp_path / "runner-temp", tmp_path / "ws"
     for folder in (home, temp, workspace):
         folder.mkdir()
     outputs, summary = tmp_path / "output", tmp_path / "summary"
+    # A suite named `tabular`: an early error lands in that suite's sticky comment.
+    shutil.copy(EXAMPLE_CONFIG, workspace / "mltest.yaml")
 
     def run(inputs: dict[str, str], keep_image: bool = False, **env: str):
         if not keep_image:
@@ -75,6 +82,10 @@ def step(tmp_path, engine, registry):
             "GITHUB_OUTPUT": str(outputs),
             "GITHUB_STEP_SUMMARY": str(summary),
             "GITHUB_ACTOR": "octocat",
+            "GITHUB_REPOSITORY": REPO,
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(EVENTS / "pull_request.opened.json"),
+            "GITHUB_API_URL": github.url,
             "DOCKER_HOST": engine["DOCKER_HOST"],
             **env,
         }
@@ -91,7 +102,7 @@ def step(tmp_path, engine, registry):
         # Credentials never stay behind: not in the runner user's ~/.docker, not in RUNNER_TEMP.
         assert not (home / ".docker").exists(), log
         assert list(temp.iterdir()) == [], log
-        return result.returncode, log, outputs.read_text()
+        return result.returncode, log, read_outputs(outputs)
 
     return run
 
@@ -128,7 +139,7 @@ def test_a_private_image_on_the_github_registry_pulls_with_the_jobs_token(step, 
         MLTEST_GITHUB_REGISTRY=registry.host,
         GITHUB_ACTOR="stranger",
     )
-    assert code == 2 and "result=error" in outputs, log
+    assert code == 2 and outputs["result"] == "error", log
     assert (
         f"could not pull {image}: no access (denied to the job's token (input github-token, "
         "user stranger)): the image is private, the credentials cannot read it, or it does not "
@@ -141,7 +152,7 @@ def test_a_private_image_on_the_github_registry_pulls_with_the_jobs_token(step, 
     code, log, outputs = step({"image": image})
     assert code == 2, log
     assert f"could not pull {image}: {registry.host} needs a login (401 unauthorized)" in log
-    assert "result=error" in outputs
+    assert outputs["result"] == "error"
 
 
 def test_a_login_the_job_already_made_wins_over_the_jobs_token(step, registry, tmp_path):
@@ -178,17 +189,20 @@ def test_a_login_the_job_already_made_wins_over_the_jobs_token(step, registry, t
     ids=["denied", "rate-limited", "no-such-tag"],
 )
 def test_a_failed_pull_is_exit_2_naming_the_image_and_the_cause(
-    step, registry, repository, inputs, cause
+    step, registry, github, repository, inputs, cause
 ):
     image = f"{registry.host}/{repository}" + ("" if ":" in repository else ":v1")
+    earlier = earlier_pass(github)
 
     code, log, outputs = step({"image": image, **inputs})
 
     assert code == 2, log
-    error = f"::error title=mltest: could not pull the image::could not pull {image}: "
-    assert error + cause.format(host=registry.host) in log
+    error = f"could not pull {image}: " + cause.format(host=registry.host)
+    assert "::error " in log and error in log
+    # The PR's sticky comment no longer shows the earlier pass next to a red check.
+    assert_turned_to_error(github, earlier, f"could not pull {image}")
     assert "Error response from daemon" in log  # docker's own words are still shown
-    assert "result=error" in outputs
+    assert outputs["result"] == "error"
     _secrets_only_masked(log)
 
 
@@ -218,7 +232,7 @@ def test_a_wrong_registry_password_stops_at_the_login(step, registry):
     ) in log
     assert "::add-mask::wrong-one" in log and log.count("wrong-one") == 1
     assert registry.manifest_requests() == []
-    assert "result=error" in outputs
+    assert outputs["result"] == "error"
 
 
 def test_pull_policy_never_missing_always(step, registry, engine):
@@ -227,7 +241,7 @@ def test_pull_policy_never_missing_always(step, registry, engine):
     code, log, outputs = step({"image": image, "pull": "never"})
     assert code == 2, log
     assert f"image {image} is not on this runner and input pull is never. Pre-pull it" in log
-    assert registry.requests == [] and "result=error" in outputs
+    assert registry.requests == [] and outputs["result"] == "error"
 
     code, log, _ = step({"image": image, "pull": "missing"})  # absent: pulled
     assert code == 0 and len(registry.manifest_requests()) >= 1, log
@@ -262,7 +276,7 @@ def test_image_build_logs_in_to_the_base_images_registry_and_names_a_failed_buil
 
     # No credentials for the base image's registry: the build's FROM is refused.
     code, log, outputs = step(inputs, DOCKER_BUILDKIT="0")
-    assert code == 2 and "result=error" in outputs, log
+    assert code == 2 and outputs["result"] == "error", log
     assert (
         "could not build mltest-action:local from the action's Dockerfile (base image "
         f"{base}): {registry.host} needs a login (401 unauthorized)"
