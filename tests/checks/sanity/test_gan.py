@@ -307,3 +307,97 @@ def test_a_two_optimizer_model_that_is_no_gan_is_left_alone(tmp_path):
     result = _sanity(tmp_path, AUTOENCODER)
     assert result.status is Status.PASS, result.summary
     assert CASE not in [c.name for c in result.cases]
+
+
+# Lightning's own GAN example, shrunk: images, BatchNorm and Dropout, a sigmoid with
+# `binary_cross_entropy`, the targets named `valid` and `fake`, a batch of (images, labels).
+DCGAN = """
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 16 * 4 * 4)
+        self.net = nn.Sequential(nn.BatchNorm2d(16), nn.ReLU(),
+                                 nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(self.fc(z).view(-1, 16, 4, 4))
+
+
+class GAN(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.gen = Generator()
+        self.disc = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8),
+                                  nn.LeakyReLU(0.2), nn.Dropout(0.3), nn.Flatten(),
+                                  nn.Linear(8 * 4 * 4, 1), nn.Sigmoid())
+
+    def forward(self, z):
+        return self.gen(z)
+
+    def training_step(self, batch, batch_idx):
+        imgs, _ = batch
+        opt_g, opt_d = self.optimizers()
+        z = torch.randn(imgs.shape[0], 8).type_as(imgs)
+        valid = torch.ones(imgs.size(0), 1).type_as(imgs)
+        fake = torch.zeros(imgs.size(0), 1).type_as(imgs)
+        bce = nn.functional.binary_cross_entropy
+        self.toggle_optimizer(opt_g)
+        g_loss = bce(self.disc(self(z)), G_TARGET)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        opt_g.zero_grad()
+        self.untoggle_optimizer(opt_g)
+        self.toggle_optimizer(opt_d)
+        real_loss = bce(self.disc(imgs), REAL_TARGET)
+        fake_loss = bce(self.disc(self(z).detach()), FAKE_TARGET)
+        self.manual_backward((real_loss + fake_loss) / 2)
+        opt_d.step()
+        opt_d.zero_grad()
+        self.untoggle_optimizer(opt_d)
+
+    def configure_optimizers(self):
+        return (torch.optim.Adam(self.gen.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+                torch.optim.Adam(self.disc.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+"""
+
+IMAGES = """
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Data(pl.LightningDataModule):
+    def train_dataloader(self):
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(64, 1, 8, 8, generator=g) * 2 - 1
+        return DataLoader(TensorDataset(x, torch.zeros(64, dtype=torch.long)), batch_size=16)
+"""
+
+
+@pytest.mark.parametrize(
+    "targets, cause",
+    [(("valid", "valid", "fake"), None), (("valid", "fake", "valid"), D_CAUSE),
+     (("fake", "valid", "fake"), G_CAUSE)],
+    ids=["correct", "labels-swapped", "generator-toward-fake"],
+)  # fmt: skip
+def test_a_convolutional_gan_as_in_lightnings_example(tmp_path, targets, cause):
+    source = DCGAN
+    for name, target in zip(("G_TARGET", "REAL_TARGET", "FAKE_TARGET"), targets, strict=True):
+        source = source.replace(name, target)
+    config = write_suite(
+        tmp_path, model_src=source, data_src=IMAGES, model="model:GAN",
+        checks={"sanity": {"gradient_check": False, "init_loss": False}},
+    )  # fmt: skip
+    result = run_check(config, update=cause is None)
+    if cause is None:
+        assert result.status is Status.PASS, result.summary
+        assert next(c for c in result.cases if c.name == CASE).status is Status.PASS
+    else:
+        assert result.summary.startswith(cause), result.summary
+        assert "the disc's loss (optimizer 1, stepped at model.py:" in result.summary

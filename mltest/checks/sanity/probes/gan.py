@@ -50,7 +50,6 @@ G_CAUSE = "generator trained toward 'fake'"
 class _Call:
     """One call of a watched module in the current training_step."""
 
-    module: torch.nn.Module
     name: str
     optimizer: int
     args: tuple
@@ -73,15 +72,17 @@ class _Use:
 
 
 class GanWatch(pytorch_lightning.Callback):
-    """Records the watched modules' calls per training_step and measures around each step."""
+    """Records the watched modules' calls per training_step, and before each optimizer step
+    what the losses asked of the discriminator's scores."""
 
-    error = None  # re-runs of the model's own modules; their errors surface where they occur
+    error = None  # it only reads; a failure of its own turns it off with a notice
 
     def __init__(self, obs: StepObs):
         self.obs = obs
         self.handles: list = []
         self.calls: list[_Call] = []
         self.batch: list[torch.Tensor] = []
+        self.off = False
 
     def on_train_start(self, trainer, pl_module):
         if len(trainer.optimizers) < 2:
@@ -109,14 +110,37 @@ class GanWatch(pytorch_lightning.Callback):
         self.calls = []
 
     # -- recording ----------------------------------------------------------------------------
+    def _guarded(self, measure):
+        """A hook that never breaks the model's own step: a failure of the probe (a tensor it
+        cannot read) turns it off with a notice."""
+
+        def hook(*args):
+            if self.off:
+                return None
+            try:
+                return measure(*args)
+            except Exception as exc:
+                self.off = True
+                self.obs.gan = None
+                self.obs.skipped.append(
+                    f"GAN probe skipped: reading the step raised {type(exc).__name__}: {exc}"
+                )
+                return None
+
+        return hook
+
     def _record(self, name: str, index: int):
+        @self._guarded
         def hook(module, args, kwargs, output):
             outs = float_tensors(output)
-            call = _Call(module, name, index, _detach(args), _detach(kwargs),
-                         outs[0].detach() if outs else None, _caller())  # fmt: skip
+            call = _Call(
+                name, index, tuple(_detach(a) for a in args),
+                {k: _detach(v) for k, v in kwargs.items()},
+                outs[0].detach() if outs else None, _caller(),
+            )  # fmt: skip
             self.calls.append(call)
             if outs and outs[0].requires_grad:
-                outs[0].register_hook(lambda grad: _gather(call, grad))
+                outs[0].register_hook(self._guarded(lambda grad: _gather(call, grad)))
 
         return hook
 
@@ -167,6 +191,7 @@ class GanWatch(pytorch_lightning.Callback):
 
     # -- measuring ----------------------------------------------------------------------------
     def _pre(self, index: int):
+        @self._guarded
         def hook(optimizer, args, kwargs):
             real, fake = self._roles()
             gan = self.obs.gan
@@ -210,13 +235,8 @@ def _flat(batch: Any) -> list:
 
 
 def _detach(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, dict):
-        return {k: _detach(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_detach(v) for v in value)
-    return value
+    """A tensor argument without its graph (the call is only read, never re-run)."""
+    return value.detach() if isinstance(value, torch.Tensor) else value
 
 
 def _tensor_args(call: _Call):
@@ -230,7 +250,8 @@ def _match(x: torch.Tensor, candidates: list[torch.Tensor]) -> slice | None:
     or the same values in any shape), or the first or last rows (a `torch.cat` of real and
     generated samples)."""
     for c in candidates:
-        if c.device != x.device or c.numel() == 0:
+        strided = c.layout == x.layout == torch.strided  # a sparse tensor has no storage
+        if c.device != x.device or c.numel() == 0 or not strided:
             continue
         same_storage = x.untyped_storage().data_ptr() == c.untyped_storage().data_ptr()
         if x.numel() == c.numel() and (same_storage or torch.equal(x.reshape(-1), c.reshape(-1))):
