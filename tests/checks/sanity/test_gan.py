@@ -253,6 +253,12 @@ def test_a_gan_pushed_the_wrong_way_is_named(tmp_path, source, cause, loss):
     assert "mltest baseline update" not in result.hint
 
 
+def test_the_probe_can_be_turned_off(tmp_path):
+    result = _sanity(tmp_path, _edit(OWN, (D_LOSS, D_SWAPPED)), gan=False)
+    assert result.status is Status.PASS, result.summary
+    assert CASE not in [c.name for c in result.cases]
+
+
 @pytest.mark.parametrize(
     "edits, cause",
     [((), None),

@@ -12,7 +12,8 @@ from mltest.checks.sanity.probes.loss_inputs import LossInputWatch
 def callbacks(obs: StepObs, settings) -> list:
     """The callbacks the settings turn on; each has `error` (raised after the fit), or None."""
     added = [ScaleWatch(obs, settings.input_key), LossInputWatch(obs, settings.input_key)]
-    added.append(GanWatch(obs))  # watches only with several optimizers
+    if settings.gan:
+        added.append(GanWatch(obs))  # it watches only with several optimizers
     if settings.causal:
         added.append(CausalProbe(obs, settings))
     return added
