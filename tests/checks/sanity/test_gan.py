@@ -114,6 +114,17 @@ WGAN_GP_D = (
     "        d_loss = self.discriminator(fake.detach()).mean() - self.discriminator(real).mean()"
     " + 10 * ((slope.norm(dim=1) - 1) ** 2).mean()"
 )
+# Two discriminators in a ModuleList (a multi-scale GAN): the list is never called, its
+# members are, and the first to read generated samples is the one judged.
+TWO_CRITICS = (
+    ("self.discriminator = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))",
+     "self.critics = nn.ModuleList(nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), "
+     "nn.Linear(16, 1)) for _ in range(2))"),
+    ("    def configure_optimizers(self):",
+     "    def discriminator(self, x):\n        return (self.critics[0](x) + self.critics[1](x)) / 2"
+     "\n\n    def configure_optimizers(self):"),
+    ("self.discriminator.parameters()", "self.critics.parameters()"),
+)  # fmt: skip
 CAT_D_SWAPPED = CAT_D.replace("[ones, zeros]", "[zeros, ones]")
 
 # The generator's step first, as Lightning's own GAN example: `self(z)` twice, toggled
@@ -193,6 +204,7 @@ def _line(source: str, text: str) -> int:
         (((G_LOSS, G_LOSS + " + 10 * (fake - real).abs().mean()"),), {}),
         # A WGAN-GP critic: the penalty's interpolates are neither real nor generated.
         (((D_LOSS, WGAN_GP_D), (G_LOSS, HINGE_G)), {"allow_unchanged": ["discriminator.2.bias"]}),
+        (TWO_CRITICS, {}),
     ],
     ids=[
         "non-saturating-bce",
@@ -202,6 +214,7 @@ def _line(source: str, text: str) -> int:
         "cat",
         "generator-loss-with-l1-term",
         "wgan-gp-critic",
+        "two-discriminators-in-a-module-list",
     ],
 )
 def test_correct_gans_pass_the_probe(tmp_path, edits, settings):
@@ -228,12 +241,14 @@ D_READS = "self.discriminator(real)"
         (_edit(G_FIRST, ("self(z).detach()), fake)", "self(z).detach()), valid)"),
                ("bce(self.discriminator(real), valid)", "bce(self.discriminator(real), fake)")),
          D_CAUSE, D_READS),
+        (_edit(OWN, *TWO_CRITICS, (D_LOSS, D_SWAPPED)), D_CAUSE, D_READS),
         (_edit(OWN, (G_LOSS, G_FAKE)), G_CAUSE, "g_loss = "),
         (_edit(OWN, (D_LOSS, LS_D), (G_LOSS, LS_G_FAKE)), G_CAUSE, "g_loss = "),
         (_edit(G_FIRST, ("self(z)), valid)", "self(z)), fake)")), G_CAUSE, "g_loss = "),
     ],
     ids=["bce-labels-swapped", "hinge-labels-swapped", "cat-labels-swapped",
-         "generator-first-labels-swapped", "bce-generator-toward-fake",
+         "generator-first-labels-swapped", "two-discriminators-labels-swapped",
+         "bce-generator-toward-fake",
          "least-squares-generator-toward-fake", "generator-first-toward-fake"],
 )  # fmt: skip
 def test_a_gan_pushed_the_wrong_way_is_named(tmp_path, source, cause, loss):
@@ -241,8 +256,9 @@ def test_a_gan_pushed_the_wrong_way_is_named(tmp_path, source, cause, loss):
     assert result.status is Status.FAIL
     assert result.summary.startswith(cause), result.summary
     assert result.metrics["causes"][0] == cause
-    wrong = "discriminator" if cause == D_CAUSE else "generator"
-    assert f"the {wrong} is the one trained the wrong way" in result.summary
+    named = result.metrics["problems"][CASE]
+    assert named in ([["discriminator"], ["critics.0"]] if cause == D_CAUSE else [["generator"]])
+    assert f"the {named[0]} is the one trained the wrong way" in result.summary
     step = "opt_d.step()" if cause == D_CAUSE else "opt_g.step()"
     assert f"stepped at model.py:{_line(source, step)} in training_step" in result.summary
     # The hint names the loss's line and the fix, and never the baseline update.

@@ -220,6 +220,8 @@ def _owned_modules(root: torch.nn.Module, owners: dict[int, set[int]]):
     for name, module in root.named_modules():
         if not name or any(name.startswith(t + ".") for t in taken):
             continue
+        if isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            continue  # a container is never called: its members are (two discriminators)
         held = [owners.get(id(p), set()) for p in module.parameters()]
         if held and all(len(h) == 1 for h in held) and len({min(h) for h in held}) == 1:
             taken.append(name)
@@ -304,14 +306,18 @@ def _read_at(uses: list[_Use]) -> str:
 
 
 def _caller() -> str:
-    """`model.py:42 in training_step`: the model code's line running now."""
-    frame = sys._getframe(2)
+    """`model.py:42 in training_step`: the line of `training_step` running now (a helper it
+    called, `self.discriminator_loss(...)`, is named only where no training_step is)."""
+    frame, first = sys._getframe(2), ""
     while frame is not None:
         if is_user_file(frame.f_code.co_filename):
             name = Path(frame.f_code.co_filename).name
-            return f"{name}:{frame.f_lineno} in {frame.f_code.co_name}"
+            where = f"{name}:{frame.f_lineno} in {frame.f_code.co_name}"
+            if frame.f_code.co_name == "training_step":
+                return where
+            first = first or where
         frame = frame.f_back
-    return ""
+    return first
 
 
 # --- judging -------------------------------------------------------------------------------
