@@ -269,6 +269,20 @@ def test_a_gan_pushed_the_wrong_way_is_named(tmp_path, source, cause, loss):
     assert "mltest baseline update" not in result.hint
 
 
+def test_real_samples_transformed_in_the_step_are_not_judged_and_say_so(tmp_path):
+    source = _edit(
+        OWN, ("        (real,) = batch\n", "        (real,) = batch\n        real = real * 2 - 1\n")
+    )
+    result = _sanity(tmp_path, _edit(source, (D_LOSS, D_SWAPPED)))
+    assert result.status is Status.PASS, result.summary
+    assert CASE not in [c.name for c in result.cases]
+    assert any(
+        n.startswith("GAN probe not judged: `discriminator` reads `generator`'s output")
+        and "transformed copy" in n
+        for n in result.notices
+    ), result.notices
+
+
 def test_the_probe_can_be_turned_off(tmp_path):
     result = _sanity(tmp_path, _edit(OWN, (D_LOSS, D_SWAPPED)), gan=False)
     assert result.status is Status.PASS, result.summary

@@ -108,6 +108,18 @@ class GanWatch(pytorch_lightning.Callback):
             handle.remove()
         self.handles = []
         self.calls = []
+        gan = self.obs.gan
+        if gan is not None and not (gan.d_wants and gan.g_wants):
+            missing = (
+                "its step never had the gradient of both a real-sample and a generated-sample "
+                "score (does it read the batch's tensors as they are, not a transformed copy?)"
+                if not gan.d_wants
+                else "the generator's step never had a gradient from the discriminator's score"
+            )
+            self.obs.skipped.append(
+                f"GAN probe not judged: `{gan.discriminator}` reads `{gan.generator}`'s output, "
+                f"but {missing}"
+            )
 
     # -- recording ----------------------------------------------------------------------------
     def _guarded(self, measure):
