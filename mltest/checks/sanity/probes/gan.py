@@ -83,6 +83,7 @@ class GanWatch(pytorch_lightning.Callback):
         self.calls: list[_Call] = []
         self.batch: list[torch.Tensor] = []
         self.off = False
+        self.one_score = False  # the discriminator gives one score per sample
 
     def on_train_start(self, trainer, pl_module):
         if len(trainer.optimizers) < 2:
@@ -109,7 +110,7 @@ class GanWatch(pytorch_lightning.Callback):
         self.handles = []
         self.calls = []
         gan = self.obs.gan
-        if gan is not None and not (gan.d_wants and gan.g_wants):
+        if gan is not None and self.one_score and not (gan.d_wants and gan.g_wants):
             missing = (
                 "its step never had the gradient of both a real-sample and a generated-sample "
                 "score (does it read the batch's tensors as they are, not a transformed copy?)"
@@ -165,6 +166,8 @@ class GanWatch(pytorch_lightning.Callback):
             for kind, use in self._uses(call):
                 gan = self.obs.gan
                 if gan is None and kind == "fake":
+                    out = call.output  # one score per sample: a discriminator, not a decoder
+                    self.one_score = out is not None and out.dim() > 0 and out.numel() == len(out)
                     gan = self.obs.gan = GanObs(
                         generator=use.source.name, discriminator=call.name,
                         g_optimizer=use.source.optimizer, d_optimizer=call.optimizer,
