@@ -221,6 +221,9 @@ def test_correct_gans_pass_the_probe(tmp_path, edits, settings):
     result = _sanity(tmp_path, _edit(OWN, *edits), **settings)
     assert result.status is Status.PASS, result.summary
     assert next(c for c in result.cases if c.name == CASE).status is Status.PASS
+    # A pass shows what it read, per step: the roles and what each loss asked for.
+    assert "reads the output of `generator` (optimizer 0)" in result.details
+    assert result.details.count("generated +") + result.details.count("generated -") == 3
 
 
 def test_generator_stepped_first_as_in_lightnings_example_passes(tmp_path):

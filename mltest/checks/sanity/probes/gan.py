@@ -160,24 +160,22 @@ class GanWatch(pytorch_lightning.Callback):
     def _roles(self) -> tuple[list[_Use], list[_Use]]:
         """The discriminator's calls on real and on generated samples so far in this step;
         sets the roles the first time a call reads another optimizer's module's output."""
-        real: list[_Use] = []
-        fake: list[_Use] = []
-        for call in self.calls:
-            for kind, use in self._uses(call):
-                gan = self.obs.gan
-                if gan is None and kind == "fake":
-                    out = call.output  # one score per sample: a discriminator, not a decoder
-                    self.one_score = out is not None and out.dim() > 0 and out.numel() == len(out)
-                    gan = self.obs.gan = GanObs(
-                        generator=use.source.name, discriminator=call.name,
-                        g_optimizer=use.source.optimizer, d_optimizer=call.optimizer,
-                    )  # fmt: skip
-                if gan is None or call.name != gan.discriminator:
-                    continue
-                if kind == "real":
-                    real.append(use)
-                elif use.source.name == gan.generator:
-                    fake.append(use)
+        uses = [(call, kind, use) for call in self.calls for kind, use in self._uses(call)]
+        if self.obs.gan is None:
+            first = next(((call, use) for call, kind, use in uses if kind == "fake"), None)
+            if first is None:
+                return [], []
+            call, use = first
+            out = call.output  # one score per sample: a discriminator, not a decoder
+            self.one_score = out is not None and out.dim() > 0 and out.numel() == len(out)
+            self.obs.gan = GanObs(
+                generator=use.source.name, discriminator=call.name,
+                g_optimizer=use.source.optimizer, d_optimizer=call.optimizer,
+            )  # fmt: skip
+        gan = self.obs.gan
+        mine = [(kind, use) for call, kind, use in uses if call.name == gan.discriminator]
+        real = [use for kind, use in mine if kind == "real"]
+        fake = [u for kind, u in mine if kind == "fake" and u.source.name == gan.generator]
         return real, fake
 
     def _uses(self, call: _Call) -> list[tuple[str, _Use]]:
