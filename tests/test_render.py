@@ -52,7 +52,7 @@ def test_markdown_opens_failed_details_and_shows_what_to_do():
     body = render_markdown(mixed_report())
     assert body.startswith("## 💥 mltest: the suite could not run completely — `demo`")
     assert "<details open><summary>memorization details</summary>" in body
-    assert "**What to do:** If the change is intended" in body
+    assert "**What to do:** Something makes learning slower." in body
     assert "> ℹ️ **sanity:** golden outputs were recorded on cuda" in body
     assert "all 6 trainable parameters changed \\| 0 frozen moved" in body  # pipes escaped
 

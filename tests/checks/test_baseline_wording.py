@@ -5,6 +5,9 @@ The real broken variants of the check tests apply the same rule to what they pro
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,8 +23,15 @@ from mltest.checks.regression.compare import compare_outputs
 from mltest.checks.sanity.baseline import compare_baseline
 from mltest.checks.sanity.obs import ParamObs
 from mltest.checks.sanity.probes import units
-from mltest.report import Status
+from mltest.report import Report, Status
 from tests.checks.wording import UPDATE, assert_protects_baseline
+from tests.reports import refresh
+from tests.sample_reports import mixed_report
+
+TESTS = Path(__file__).resolve().parents[1]
+# The advice of old: an update offered as the fix, a speed-up to record as a gain.
+OLD_ADVICE = ("If the change is intended, run", "gain to lock in", "lock the gain",
+              "and commit the golden files", "If the new behaviour is right, fix")  # fmt: skip
 
 
 def _runs(*epochs, **fields):
@@ -82,3 +92,32 @@ def test_sanity_and_key_example_failures_say_what_to_check_first():
     assert status is Status.FAIL
     for advice in (frozen.hint, gone.hint, hint):
         assert_protects_baseline(advice)
+
+
+def test_the_stored_reports_and_golden_comments_carry_todays_advice():
+    """The fixtures the render tests draw from read as a run words them today: the stored
+    tabular report's sentences are what the decisions produce from its own figures
+    (`python -m tests.reports.refresh` rewrites them), and no hint in it, in the sample
+    report or in a golden comment leads with the baseline update or offers the old advice,
+    least of all the regression failure whose only evidence is moved outputs."""
+    stored = json.loads(refresh.REPORT.read_text(encoding="utf-8"))
+    assert refresh.refreshed(stored) == stored, "run `python -m tests.reports.refresh`"
+    report = Report.read_json(refresh.REPORT)
+    hints = [c.hint for r in (report, mixed_report()) for c in r.checks if c.hint]
+    assert len(hints) >= 5
+    for hint in hints:
+        assert_protects_baseline(hint)
+    moved = next(c for c in report.checks if c.name == "regression")
+    assert "moved beyond tolerance" in moved.summary and UPDATE not in moved.summary
+    assert moved.hint.startswith("Look at the worst examples")
+    for golden in sorted((TESTS / "golden").glob("*.md")):
+        text = golden.read_text(encoding="utf-8")
+        advice = [line.split("**What to do:**", 1)[1] for line in text.splitlines()
+                  if "**What to do:**" in line]  # fmt: skip
+        assert advice, golden.name
+        for hint in advice:
+            assert_protects_baseline(hint.strip())
+    for path in [*(TESTS / "golden").iterdir(), refresh.REPORT, TESTS.parent / "README.md",
+                 *(TESTS.parent / "docs").rglob("*.md")]:  # fmt: skip
+        text = path.read_text(encoding="utf-8")
+        assert not [p for p in OLD_ADVICE if p in text], path

@@ -12,7 +12,9 @@ padding that moves outputs or trains (`probes.padding`), dead or saturated units
 (`probes.units`), non-determinism named as such (`probes.independence`), a loss that explodes
 over the steps (`probes.loss_growth`), probabilities or a wrong axis fed to a log-softmax loss
 (`probes.loss_inputs`), an optimizer stepping more or fewer times than in the baseline
-(`probes.step_count`), an output that sees later positions (`probes.causal`, opt-in).
+(`probes.step_count`), a GAN's discriminator and generator losses that disagree on which way
+is real (labels swapped, a generator trained toward "fake": `probes.gan`), an output that sees
+later positions (`probes.causal`, opt-in).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ ASPECTS = (
     "loss does not explode",
     "loss is not zero",
     "what the loss receives",
+    "discriminator and generator agree on 'real'",
     "optimizer steps per training_step",
     "gradients are cleared between steps",
     "gradient matches finite differences",
@@ -57,6 +60,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     seed = settings.seed if settings.seed is not None else ctx.seeds[0]
     from mltest.checks.sanity.probes import (
         causal,
+        gan,
         gradcheck,
         independence,
         init_loss,
@@ -81,6 +85,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     findings += steps.judge(obs, settings.lr_drop_limit)
     findings += loss_growth.judge(obs, settings.loss_growth_limit)
     findings += loss_inputs.judge(obs.loss_inputs)
+    findings += gan.judge(obs.gan)
     # A parameter with no gradient at all is already named, with its reason (a detach); the
     # gradient check adds a finding only for gradients that exist and are wrong.
     untrained = {n for f in findings if f.aspect == "trainable parameters change" for n in f.names}
@@ -275,6 +280,8 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
         skip.add("no output sees later positions")
     if not obs.loss_inputs:
         skip.add("what the loss receives")
+    if obs.gan is None or not (obs.gan.d_wants and obs.gan.g_wants):
+        skip.add("discriminator and generator agree on 'real'")
     if not settings.units:
         skip.add("dead and saturated units")
     if len(obs.optimizer_params) < 2:

@@ -116,8 +116,18 @@ def _probes(obs: StepObs) -> list[str]:
             else ""
         )
         lines += [
-            f"Padding: {pad.extra} positions added{cut} moved outputs by {pad.moved:.3g}; "
-            f"{rows}.",
+            f"Padding: {pad.extra} positions added{cut} moved outputs by {pad.moved:.3g}; {rows}.",
+            "",
+        ]
+    gan = obs.gan
+    if gan is not None and gan.d_wants and gan.g_wants:
+        d = "; ".join(f"real {r:+.3g}, generated {f:+.3g}" for r, f in gan.d_wants)
+        g = ", ".join(f"{x:+.3g}" for x in gan.g_wants)
+        lines += [
+            f"GAN: `{gan.discriminator}` (optimizer {gan.d_optimizer}) reads the output of "
+            f"`{gan.generator}` (optimizer {gan.g_optimizer}). How each loss wants its scores "
+            f"to move (minus the mean gradient at its output), per step: its own loss {d}; "
+            f"the generator's loss, on its samples, {g}.",
             "",
         ]
     from mltest.checks.sanity.probes import causal, loss_inputs

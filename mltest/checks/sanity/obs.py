@@ -85,6 +85,7 @@ class StepObs:
     causal: CausalObs | None = None
     loss_inputs: list[LossInputObs] = field(default_factory=list)  # log-softmax losses' calls
     scale: ScaleObs | None = None  # the first batch's input scale, the normalisation layers
+    gan: GanObs | None = None  # a generator and a discriminator, found by how the step uses them
     skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
 
 
@@ -242,6 +243,30 @@ class ScaleObs:
     input_max: float | None = None
     where: str = ""
     norms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GanObs:
+    """A discriminator that reads another optimizer's module's output, and what each loss
+    asked of its scores (minus the mean gradient at its output: > 0 wants the scores up).
+
+    Attributes:
+        d_wants: per discriminator step, (real, generated): how its loss wants the scores of
+            the real batch and of the generated samples to move.
+        g_wants: per generator step, how its loss wants the scores of its samples to move.
+        *_where: the model code's file:line of the optimizer steps and of D's calls.
+    """
+
+    generator: str
+    discriminator: str
+    g_optimizer: int
+    d_optimizer: int
+    d_wants: list[tuple[float, float]] = field(default_factory=list)
+    g_wants: list[float] = field(default_factory=list)
+    d_step_where: str = ""
+    g_step_where: str = ""
+    d_loss_where: str = ""  # the discriminator call its loss reached (real samples)
+    g_loss_where: str = ""  # the discriminator call the generator's loss reached
 
 
 @dataclass

@@ -68,6 +68,9 @@ class Settings(CheckSettings):
         description="check that no output sees a later position (a language model); unset: "
         "a notice suggests it to a sequence model",
     )
+    gan: bool = Field(
+        True, description="check that a GAN's discriminator and generator losses agree on 'real'"
+    )
     loss_growth_limit: float = Field(
         100.0, gt=1, description="largest factor the loss may grow by over the steps"
     )
