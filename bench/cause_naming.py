@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     print(table(results))
     everything = [r for x in results for r in x["rows"]]
-    data = {**info, "summary": summary(everything), "families": results, "cost": costs}
+    families = [{k: v for k, v in r.items() if k != "project"} for r in results]  # temp paths
+    data = {**info, "summary": summary(everything), "families": families, "cost": costs}
     args.json.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
