@@ -109,10 +109,18 @@ def internal_frame(exc: BaseException) -> str:
         if not name or name.startswith(_STDLIB) or name.startswith(engine):
             continue
         if name.startswith(_MLTEST_DIR + os.sep):
+            if _hands_on(frame):
+                continue
             shown = os.path.relpath(name, os.path.dirname(_MLTEST_DIR))
             return f" (at {shown}:{frame.lineno} in {frame.name})"
         return ""
     return ""
+
+
+def _hands_on(frame: traceback.FrameSummary) -> bool:
+    """Whether an mltest frame only hands the model's own torch call on: a probe's torch
+    function mode (`return func(*args, ...)`), where the model's error passes through."""
+    return frame.name == "__torch_function__" and (frame.line or "").startswith("return func(")
 
 
 def _package_dirs(names: tuple[str, ...]):

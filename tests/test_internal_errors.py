@@ -128,3 +128,17 @@ def test_the_failing_frame_decides_who_raised(path, body, internal):
     assert raised(exc).startswith(expected)
     if internal:
         assert internal_frame(exc) == f" (at mltest{os.sep}checks{os.sep}imagined.py:2 in failing)"
+
+
+def test_an_error_the_model_raises_through_a_probe_s_torch_function_mode_is_the_model_s():
+    # The sanity check's loss-input probe watches every torch call of the step; a model's own
+    # error (a second backward through a freed graph, here an empty cat) passes through its
+    # `return func(...)` and stays the model's.
+    from mltest.checks.sanity.probes.loss_inputs import _LossCalls
+
+    with _LossCalls([], []):
+        exc = _raise_from(Path("/repo/model.py"), "torch.cat([])")
+    assert internal_frame(exc) == ""
+    assert raised(exc).startswith("the model code raised ValueError") and "model.py:2" in (
+        raised(exc)
+    )
