@@ -143,8 +143,11 @@ def measure_row(
     }
 
     sides["check_lightning"] = check_lightning
-    if device == "cuda":
-        sides["plain_deterministic"] = lambda n: plain.train(n, deterministic=True)
+    # The check predicts and trains under its default determinism mode (warn-only
+    # deterministic algorithms), which costs the plain loop too, on the CPU as well (batch
+    # norm and convolutions take other kernels): the floor under the check's own mode.
+    sides["plain_deterministic"] = lambda n: plain.train(n, deterministic=True)
+    sides["judged_deterministic"] = lambda n: plain.train(n, judged=True, deterministic=True)
     for side in sides.values():  # warm-up: imports, allocator, cuDNN handles
         side(short)
     times: dict[str, dict[int, list[float]]] = {name: {short: [], long: []} for name in sides}
@@ -309,6 +312,9 @@ SPEED_ROWS: dict[str, tuple[tuple[dict, dict], str, tuple[int, int], int, float 
 }  # fmt: skip
 
 
+ROWS: list[str] = []  # `bench.run --rows TEXT`: only the speed rows whose name holds TEXT
+
+
 def speed(quick: bool) -> dict[str, Any]:
     """Every row of SPEED_ROWS this machine can run (CUDA rows only where CUDA is), plus the
     whole check with 3 seeds against 1 seed."""
@@ -335,6 +341,8 @@ def speed(quick: bool) -> dict[str, Any]:
     for name, (sections, device, epochs, threads, target) in SPEED_ROWS.items():
         if (device == "cuda" and not cuda) or threads > cores:
             continue
+        if ROWS and not any(part in name for part in ROWS):
+            continue
         if quick and name.startswith(("ResNet-18 3x32", "examples/")):
             continue
         row = measure_row(
@@ -348,7 +356,8 @@ def speed(quick: bool) -> dict[str, Any]:
         if target is not None:
             row["target_ratio"] = target
         out["rows"][name] = row
-    out["seeds"] = _seeds_ratio(quick)
+    if not ROWS or "seeds" in ROWS:
+        out["seeds"] = _seeds_ratio(quick)
     out["load_after"] = _load()
     return out
 

@@ -51,6 +51,21 @@ def _plain(module, batches) -> None:
             module(x)
 
 
+def _plain_deterministic(module, batches) -> None:
+    """The plain loop under the checks' default determinism mode (`trainer.deterministic`
+    unset: warn-only deterministic algorithms), which both checks predict under: on the CPU
+    it slows convolutions by a few percent, the mode's price rather than the checks'."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        _plain(module, batches)
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn)
+
+
 def prediction_checks(quick: bool) -> dict[str, Any]:
     """regression and key_examples over N examples vs a plain loop over the same tensors."""
     from mltest.checks import key_examples, regression
@@ -105,6 +120,7 @@ def prediction_checks(quick: bool) -> dict[str, Any]:
 
     fns = {
         "plain": lambda: _plain(module, tensors),
+        "plain_deterministic": lambda: _plain_deterministic(module, tensors),
         "predict": lambda: predict(module, tensors),
         "regression": lambda: regression.run(reg_ctx, reg_settings),
         "regression_file_inputs": lambda: regression.run(file_ctx, file_settings),
@@ -122,7 +138,11 @@ def prediction_checks(quick: bool) -> dict[str, Any]:
             "examples_per_s": rows / best(times[name]),
             # throughput ratio: plain time / check time (1.0 = as fast as plain PyTorch)
             "throughput_ratio": 1 / paired_ratio(times[name], times["plain"]),
+            # the same against the plain loop under the checks' determinism mode
+            "throughput_ratio_deterministic": 1
+            / paired_ratio(times[name], times["plain_deterministic"]),
         }
+    out["plain_deterministic_s"] = best(times["plain_deterministic"])
     out["target_throughput_ratio"] = 0.8
     return out
 

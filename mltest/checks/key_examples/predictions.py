@@ -16,7 +16,13 @@ class Predictions:
     """
 
     def __init__(
-        self, labels: list[str], scores, values, classes: list[str] | None, arrays=None
+        self,
+        labels: list[str],
+        scores,
+        values,
+        classes: list[str] | None,
+        arrays=None,
+        array_nan=None,
     ):
         self.labels = labels  # predicted label name per example ("" when the output has none)
         self.scores = scores  # numpy [N, C] or None
@@ -24,9 +30,11 @@ class Predictions:
         self.classes = classes  # class names in score-column order, or None
         self.arrays = arrays  # each example's whole output (numpy), for `measure` rows
         self.confidences = self._confidences()
-        self.nan_rows = self._nan_rows()  # examples whose scores or value hold NaN
+        # examples whose scores, value or whole output hold NaN; `array_nan`: whether each
+        # example's array does, found batch by batch (else example by example here)
+        self.nan_rows = self._nan_rows(array_nan)
 
-    def _nan_rows(self) -> set[int]:
+    def _nan_rows(self, array_nan=None) -> set[int]:
         import numpy as np
 
         rows = np.zeros(len(self.labels), dtype=bool)
@@ -34,6 +42,10 @@ class Predictions:
             rows |= np.isnan(self.scores).any(axis=1)
         if self.values is not None:
             rows |= np.isnan(self.values)
+        if array_nan is not None and self.arrays is not None:
+            shared = min(len(rows), len(array_nan))
+            rows[:shared] |= array_nan[:shared]
+            return set(np.flatnonzero(rows).tolist())
         for i, array in enumerate(self.arrays or []):  # a mask or reconstruction (`measure`)
             if i < len(rows) and array.dtype.kind == "f" and np.isnan(array).any():
                 rows[i] = True
@@ -54,13 +66,15 @@ class Predictions:
     def from_outputs(cls, outputs: list, names: list[str] | None, count: int) -> Predictions:
         import numpy as np
 
-        labels, scores, values, arrays = [], [], [], []
+        labels, scores, values, arrays, array_nan = [], [], [], [], []
         for out in outputs:
             label, score, value = _split(out)
             labels.append(label)
             scores.append(score)
             values.append(value)
-            arrays.append(_per_example(out))
+            array = _as_array(out)
+            arrays.append(list(array) if array is not None else [])
+            array_nan.append(_nan_per_example(array))
         scores_ = np.concatenate(scores) if all(s is not None for s in scores) else None
         values_ = np.concatenate(values) if all(v is not None for v in values) else None
         classes = names
@@ -103,7 +117,8 @@ class Predictions:
                 f"prediction returned {got} outputs for {count} examples; predict_step and "
                 "postprocess must return one output per example in the batch"
             )
-        return cls(named, scores_, values_, classes, whole)
+        nan = np.concatenate(array_nan) if whole is not None else None
+        return cls(named, scores_, values_, classes, whole, nan)
 
     def column(self, target: str | None, where: str) -> int:
         """Score column of a class name or index."""
@@ -168,14 +183,25 @@ def _split(out: Any) -> tuple[list | None, Any, Any]:
     return label, score, value
 
 
-def _per_example(out: Any) -> list:
-    """A tensor or array output split into one numpy array per example ([] otherwise)."""
+def _as_array(out: Any) -> Any:
+    """A tensor or array output as one numpy array with an example axis (None otherwise);
+    `list()` of it is one array per example."""
     import numpy as np
     import torch
 
     if isinstance(out, torch.Tensor):
         out = out.float().numpy() if out.is_floating_point() else out.numpy()
-    return list(out) if isinstance(out, np.ndarray) and out.ndim >= 1 else []
+    return out if isinstance(out, np.ndarray) and out.ndim >= 1 else None
+
+
+def _nan_per_example(array: Any) -> Any:
+    """Whether each example's part of a batch array holds NaN, in one pass over the batch
+    (one `isnan` per example costs more than the model on 10,000 small outputs)."""
+    import numpy as np
+
+    if array is None or not len(array) or array.dtype.kind != "f":
+        return np.zeros(0 if array is None else len(array), dtype=bool)
+    return np.isnan(array.reshape(len(array), -1)).any(axis=1)
 
 
 def _name(label: Any, classes: list[str] | None) -> str:

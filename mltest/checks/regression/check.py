@@ -62,7 +62,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         training_ops,
     )
     from mltest.checks.regression.compare import compare_outputs
-    from mltest.checks.regression.golden import content_hash, flatten_batches, summarise
+    from mltest.checks.regression.golden import batches_hash, flatten_batches, summarise
     from mltest.seeding import (
         determinism_mode,
         isolated_global_state,
@@ -73,8 +73,10 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
 
     spec = ctx.loaded.config.model_under_test
     inputs = ctx.shared.pop(f"{_INPUTS_KEY}.{ctx.name}", None) or _load_inputs(ctx, settings)
-    input_arrays = flatten_batches(inputs.batches, "regression inputs")
-    input_hash = content_hash(input_arrays)
+    # Joined only to be recorded (as predict_step first sees them) or to show how they
+    # changed: hashing them needs no joined copy.
+    input_hash = batches_hash(inputs.batches, _INPUTS)
+    input_arrays = flatten_batches(inputs.batches, _INPUTS) if ctx.update_baselines else None
     module = model_under_test(ctx)
     postprocess = postprocess_fn(ctx)
     ctx.deadline.check()
@@ -197,7 +199,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             summary, hint = f"{summary}; {located.summary}", located.hint
             details = f"{located.details}\n{details}"
     if inputs_changed:
-        details = input_table(golden_inputs.get("arrays", {}), summarise(input_arrays)) + details
+        now = summarise(flatten_batches(inputs.batches, _INPUTS))
+        details = input_table(golden_inputs.get("arrays", {}), now) + details
     return CheckResult(
         **base,
         status=status,
@@ -222,6 +225,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
 
 
 _OUTPUTS = "predict_step outputs (after post-processing)"
+_INPUTS = "regression inputs"
 
 
 def _flip_rule(ctx: CheckContext, settings: Settings) -> dict[str, Any]:

@@ -254,4 +254,6 @@ def _read_tensors(path: Path, key: str) -> dict[str, Any]:
 def _to_torch(array: Any) -> Any:
     import torch
 
-    return torch.from_numpy(array.copy())
+    # The arrays were just read for this check alone: shared, not copied, unless read-only
+    # (torch warns on those, and a predict_step may write into its input).
+    return torch.from_numpy(array if array.flags.writeable else array.copy())

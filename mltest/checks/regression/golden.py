@@ -151,11 +151,50 @@ def content_hash(arrays: Mapping[str, Value]) -> str:
         else:
             value = np.ascontiguousarray(value)
             digest.update(f"{value.dtype.str}{value.shape}".encode())
-            try:
-                digest.update(memoryview(value).cast("B"))  # no copy of large inputs
-            except (TypeError, ValueError):  # dtypes the buffer protocol does not export
-                digest.update(value.tobytes())
+            _update_bytes(digest, value)
     return "sha256:" + digest.hexdigest()
+
+
+def batches_hash(batches: list[Any], what: str) -> str:
+    """`content_hash(flatten_batches(batches, what))`, without joining the batches.
+
+    Joining copies every input once (69 MB for 10,000 small images) only to be hashed: when
+    every batch holds the same names, each an array of one dtype and trailing shape, the
+    joined array's bytes are the batches' bytes in order, so they are hashed batch by batch
+    to the same value. Anything else (strings, ragged parts, a changed layout, whose errors
+    `flatten_batches` words) is joined and hashed as before.
+    """
+    leaves = [dict(_leaves(batch, "", what)) for batch in batches]
+    names = sorted(leaves[0]) if leaves else []
+    streamable = bool(names) and all(sorted(part) == names for part in leaves)
+    for name in names if streamable else ():
+        parts = [part[name] for part in leaves]
+        first = parts[0]
+        streamable = all(
+            isinstance(p, np.ndarray) and p.ndim and p.dtype == first.dtype
+            and p.shape[1:] == first.shape[1:]
+            for p in parts
+        )  # fmt: skip
+        if not streamable:
+            break
+    if not streamable:
+        return content_hash(flatten_batches(batches, what))
+    digest = hashlib.sha256()
+    for name in names:
+        parts = [part[name] for part in leaves]
+        shape = (sum(len(p) for p in parts), *parts[0].shape[1:])
+        digest.update(name.encode() + b"\0")
+        digest.update(f"{parts[0].dtype.str}{shape}".encode())
+        for part in parts:
+            _update_bytes(digest, np.ascontiguousarray(part))
+    return "sha256:" + digest.hexdigest()
+
+
+def _update_bytes(digest: Any, value: np.ndarray) -> None:
+    try:
+        digest.update(memoryview(value).cast("B"))  # no copy of large inputs
+    except (TypeError, ValueError):  # dtypes the buffer protocol does not export
+        digest.update(value.tobytes())
 
 
 def summarise(arrays: Mapping[str, Value]) -> dict[str, dict[str, Any]]:
