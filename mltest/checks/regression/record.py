@@ -56,6 +56,7 @@ def record(
         record_files,
         summarise,
     )
+    from mltest.checks.regression.input_sketch import sketch
     from mltest.checks.regression.lookup import find_golden
     from mltest.checks.regression.report import moved_sentence
     from mltest.checks.regression.trace import record_trace
@@ -92,6 +93,7 @@ def record(
                 "hash": input_hash,
                 "example_hash": inputs.example_hash(),
                 "arrays": summarise(input_arrays),
+                "sketch": sketch(input_arrays),
             },
         },
     )
