@@ -54,6 +54,10 @@ Ubuntu: apt-get install python3-venv), or use mode: docker."
         give_up "host setup" "pip could not install mltest from $action_dir into $venv (see \
 pip's messages above): is the package index reachable from the runner (or set PIP_INDEX_URL \
 in the step's env), and is the runner's torch one mltest supports (>= 2.1)?"
+    # The runner's torch is kept (pip installs none when it satisfies mltest): say which one
+    # runs, read from its metadata (importing torch would cost seconds).
+    "$venv/bin/python" -c 'import importlib.metadata as m; d = m.distribution("torch")
+print("mltest: host mode uses torch", d.version, "from", d.locate_file(str()))' || true
     # exec: the supervisor takes this process's place, receives the runner's cancel signals
     # itself and wipes the token from its environment before any model code runs.
     exec "$venv/bin/python" "$action_dir/entrypoint.py"

@@ -158,6 +158,8 @@ def test_host_modes_no_gpu_updates_the_comment(github, tmp_path):
     host_venv(tmp_path)
     code, log, outputs = run_step(github, tmp_path, {"mode": "host", "gpus": "all"})
     assert code == 2, log
+    # The runner's own torch is used, and the log says which.
+    assert f"mltest: host mode uses torch {torch.__version__} from " in log, log
     assert_turned_to_error(github, earlier, "no GPU", "none is visible to PyTorch")
     assert (
         outputs["result"] == "error" and "none is visible" in (tmp_path / "summary.md").read_text()
