@@ -186,6 +186,7 @@ def _record(ctx, settings, runs, median, env_key, previous):
         "history": history[-settings.history :] if settings.history else [],
         "curve": median_curve(runs, settings.target),
         "learning_rates": runs[0].learning_rates,
+        "lr_groups": runs[0].lr_groups,
         "idle_norms": runs[0].idle_norms,
         "torch": torch.__version__,
         "lightning": pytorch_lightning.__version__,
