@@ -104,6 +104,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             "median_epochs": median,
             "failure": failure.value if failure else None,
             "learning_rates": runs[0].learning_rates,
+            "lr_groups": runs[0].lr_groups,
             "baseline_epochs": baseline["median"] if baseline else None,
             "baseline_history": baseline.get("history", []) if baseline else [],
             "tolerance": settings.tolerance.model_dump(),
