@@ -120,8 +120,10 @@ def _pair(now: list[dict], recorded: list[dict] | None, flat: list[float] | None
     """The baseline's rate for each of this run's groups (None where it had no such group);
     None when the baseline recorded no rates at all."""
     if recorded is not None:
-        by_params = {(b["optimizer"], b["params"]): b["lr"] for b in recorded if b["params"]}
-        by_index = {(b["optimizer"], b["group"]): b["lr"] for b in recorded}
+        # .get: a hand-edited baseline missing a key compares what it still holds.
+        by_params = {(b.get("optimizer"), b.get("params")): b.get("lr") for b in recorded
+                     if b.get("params")}  # fmt: skip
+        by_index = {(b.get("optimizer"), b.get("group")): b.get("lr") for b in recorded}
         # The same parameters first: param groups reordered are not a change of rate.
         return [
             by_params.get((g["optimizer"], g["params"]), by_index.get((g["optimizer"], g["group"])))
