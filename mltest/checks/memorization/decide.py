@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 from mltest.checks.base import environment_mismatch, record_hint
+from mltest.checks.memorization import lr_groups
 from mltest.checks.memorization.evidence import lr_fact, norm_fact
 from mltest.checks.memorization.hints import Failure, hint, measured
 from mltest.checks.memorization.seed_run import SeedRun, shown_number
@@ -152,7 +153,9 @@ def _facts(runs: list[SeedRun], baseline: dict[str, Any] | None) -> list[str]:
     if not runs:
         return []
     return [
-        lr_fact(runs[0].learning_rates, baseline),
+        lr_groups.fact(runs[0].lr_groups, baseline)
+        if runs[0].lr_groups
+        else lr_fact(runs[0].learning_rates, baseline),
         norm_fact(runs[0].idle_norms, baseline),
     ]
 

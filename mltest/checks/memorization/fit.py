@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from mltest.checks.base import CheckContext
+from mltest.checks.memorization import lr_groups
 from mltest.checks.memorization.evidence import idle_norms, learning_rates
 from mltest.checks.memorization.judge import judge_for, judging_step
 from mltest.checks.memorization.seed_run import SeedRun
@@ -61,7 +62,8 @@ def train_seed(
             # After the model's __init__, which may set its own count (isolated_global_state
             # puts the caller's back). A fixed count fixes the float sums, hence the counts.
             torch.set_num_threads(seed_threads(settings.threads))
-        with contextlib.suppress(_Stop):  # a probe ended the fit early on purpose
+        # The optimizers are built inside fit (configure_optimizers): note where.
+        with contextlib.suppress(_Stop), lr_groups.sites() as probe.sites:
             trainer.fit(model, train_dataloaders=FixedBatches(batches))
     result.loop = loop.reason if loop else "asked for"
     result.nondeterministic = sorted(watch.ops)
@@ -103,11 +105,13 @@ class _Probe(_lightning_callback_base()):
         self.deadline = deadline
         self.device_batches: list = []
         self.step_losses: list = []  # this epoch's training losses, still on the device
+        self.sites: dict = {}  # id(optimizer) -> (optimizer, the line that built it)
 
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
         self.step = judging_step(self.step, pl_module, self.settings)
         self.result.learning_rates = learning_rates(trainer)
+        self.result.lr_groups = lr_groups.groups(trainer, pl_module, self.sites)
         loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:

@@ -24,6 +24,7 @@ class SeedRun:
     judge: str = "training_step"  # the step that measured it
     loop: str = ""  # why Lightning's own fit loop ran instead of mltest's lean one ('' if not)
     learning_rates: list[float] = field(default_factory=list)  # each param group's, at start
+    lr_groups: list[dict] = field(default_factory=list)  # the same per optimizer and group
     idle_norms: list[str] = field(default_factory=list)  # normalisation layers not training
 
     @property

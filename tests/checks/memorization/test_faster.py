@@ -35,9 +35,10 @@ def test_a_raised_learning_rate_fails_as_much_faster_with_the_rate_measured(tmp_
     assert result.metrics["failure"] == "much faster"
     assert "faster than the baseline of 14" in result.summary
     assert "a finding to explain" in result.summary
-    assert "the learning rate changed: 0.1 (10x the baseline's), where the baseline had 0.01" in (
-        result.hint
-    )
+    assert (
+        "optimizer 0 (Adam) group 0 (all parameters) starts at lr 0.1, 10x the baseline's 0.01 "
+        "— set at model.py:36 in configure_optimizers"
+    ) in result.hint
     assert "the leak probe found no input element fixed by the loss target" in result.hint
     assert "gain to lock in" not in result.hint
     assert result.hint.index("label leak") < result.hint.index("baseline update")
