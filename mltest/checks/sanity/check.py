@@ -37,6 +37,7 @@ ASPECTS = (
     "optimizer steps per training_step",
     "gradients are cleared between steps",
     "gradient matches finite differences",
+    "shared parameters",  # before the loss at init: untying changes it
     "loss at init",
     "each optimizer steps its own parameters",
     "what each optimizer's step changes",
@@ -69,6 +70,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         padding,
         step_count,
         steps,
+        tying,
         units,
     )
     from mltest.checks.sanity.step import observe_step  # torch: only where checks run
@@ -122,6 +124,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         findings += found
         notices += [notice] if notice else []
         findings += step_count.judge(obs, entry, ctx.update_command)
+        found, untied = tying.judge(obs, entry, ctx.update_command)
+        findings, notices = findings + found, notices + untied
         found, notice = base.compare_optimizer_steps(obs, entry, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
