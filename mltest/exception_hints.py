@@ -14,9 +14,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from mltest.errors import is_user_file
+from mltest.errors import MODEL_GRAPH_ERRORS, is_user_file
 
-_BACKWARD_TWICE = "Trying to backward through the graph a second time"
+(_BACKWARD_TWICE,) = MODEL_GRAPH_ERRORS
 _BACKWARD_CALLS = ("manual_backward", "backward")
 
 
@@ -49,13 +49,18 @@ def _deterministic_hint(exc: BaseException) -> str:
 
 
 def _backward_twice_hint(exc: BaseException) -> str:
-    """torch's message advises `retain_graph=True`; in a manual optimization step the usual
-    cause is a generated tensor reused without `.detach()`, which that advice would hide."""
+    """torch's message advises `retain_graph=True`, which would hide the bug: a tensor whose
+    graph an earlier backward freed, reused without `.detach()`."""
     call, loss = backward_site(exc)
-    where = f" (the failing backward is at {call}" if call else ""
-    if call and loss:
-        where += f"; its loss is computed at {loss}"
-    where += ")" if call else ""
+    if not call:  # Lightning's own backward (automatic optimization): a tensor kept across steps
+        return (
+            "A tensor kept from an earlier step (an RNN's hidden state, a cached output or "
+            "loss) is reused after that step's backward freed its graph: detach it where it is "
+            "kept (`self.hidden = hidden.detach()`), do NOT add retain_graph=True, which hides "
+            "the bug."
+        )
+    where = f" (the failing backward is at {call}"
+    where += f"; its loss is computed at {loss})" if loss else ")"
     return (
         "A tensor produced by one network's graph (e.g. the generator's output) is used in a "
         "second loss after the first backward freed the graph" + where + ": detach it where "
