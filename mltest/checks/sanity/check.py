@@ -153,7 +153,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             Case(aspect, Status.FAIL, " ".join(f.message for f in findings if f.aspect == aspect))
             if any(f.aspect == aspect for f in findings)
             else Case(aspect, Status.PASS)
-            for aspect in _aspects(obs, settings, ctx.update_baselines)
+            for aspect in _aspects(obs, settings, ctx.update_baselines, findings)
         ],
     )
 
@@ -261,8 +261,10 @@ def _notices(obs: StepObs, settings: Settings) -> list[str]:
     return notices
 
 
-def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
+def _aspects(obs: StepObs, settings: Settings, updating: bool, findings: list) -> list[str]:
     skip = set()
+    if not (obs.tying and obs.tying.shared):  # a model that ties nothing: no case to list
+        skip.add("shared parameters")
     if settings.output_range is None:
         skip.add("output range")
     if not settings.batch_independence:
@@ -300,4 +302,4 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
             "optimizer steps per training_step",
             "what each optimizer's step changes",
         }
-    return [a for a in ASPECTS if a not in skip]
+    return [a for a in ASPECTS if a not in skip - {f.aspect for f in findings}]

@@ -72,12 +72,15 @@ def test_removing_the_tying_fails_naming_both_parameters_and_the_init(tied, tmp_
     assert f"TinyLM.__init__ at model.py:{init_line}" in result.hint
     assert "`self.head.weight = self.tok.weight`" in result.hint
     assert_protects_baseline(result.hint)
+    (case,) = [c for c in result.cases if c.name == "shared parameters"]
+    assert case.status is Status.FAIL  # listed although the model shares nothing now
 
 
 def test_the_tied_model_passes_and_a_renamed_tied_head_passes(tied, tmp_path):
     same, _ = _run(tied, tmp_path / "same")
     assert same.status is Status.PASS, same.summary
     assert not [n for n in same.notices if "one tensor" in n]
+    assert [c.status for c in same.cases if c.name == "shared parameters"] == [Status.PASS]
     renamed, _ = _run(tied, tmp_path / "renamed", RENAME_HEAD)
     assert renamed.status is Status.PASS, renamed.summary
     assert not [n for n in renamed.notices if "one tensor" in n]
@@ -87,6 +90,7 @@ def test_a_model_that_never_tied_passes_and_tying_it_is_a_notice(untied, tmp_pat
     same, _ = _run(untied, tmp_path / "same")
     assert same.status is Status.PASS, same.summary
     assert not [n for n in same.notices if "one tensor" in n]
+    assert "shared parameters" not in [c.name for c in same.cases]  # nothing to list
     added, _ = _run(untied, tmp_path / "added", [(SMALL, SMALL + TIE)])
     assert added.status is Status.PASS, added.summary
     (notice,) = [n for n in added.notices if "one tensor" in n]

@@ -50,7 +50,7 @@ def _identity(param) -> Any:
 
 def _init_site(cls: type) -> str:
     """`GPT.__init__ at model.py:55` for a class defined in the user's files, else ""."""
-    init = cls.__dict__.get("__init__")
+    init = next((k.__dict__["__init__"] for k in cls.__mro__ if "__init__" in k.__dict__), None)
     try:
         filename = inspect.getsourcefile(init) if init else None
         line = inspect.getsourcelines(init)[1] if filename else 0
