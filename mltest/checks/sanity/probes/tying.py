@@ -114,7 +114,7 @@ def _untied(
         ASPECT,
         message + " (weight tying removed?)",
         f"Tie them again in `__init__`{where}, after both modules are built: {tie}. Untied, "
-        "the head and the embedding train as separate weights (more parameters, a different "
+        "they train as two separate weights (more parameters, a different "
         "model) although every parameter still trains. Only if separate weights are intended: "
         f"`{update_command}` records them as correct, and the reviewer sees it in the "
         "baseline file's diff.",
