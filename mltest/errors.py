@@ -24,6 +24,10 @@ _ENGINE_PACKAGES = (
     "pydantic",
     "yaml",
 )
+# Errors about the autograd graph the model code built, whoever called backward on it (Lightning
+# in automatic optimization, mltest's own loops): never mltest's, although no model frame is on
+# the stack by then.
+MODEL_GRAPH_ERRORS = ("Trying to backward through the graph a second time",)
 ISSUES_URL = "https://github.com/org/mltest-action/issues"
 INTERNAL_HINT = (
     f"This is a bug in mltest, not in the model code: please report it ({ISSUES_URL}) with "
@@ -101,8 +105,11 @@ def internal_frame(exc: BaseException) -> str:
     The failing frame is the innermost one outside Python's own modules and the libraries
     mltest drives the model with (torch, Lightning, numpy, ...): an error inside `torch.cat`
     called by mltest is mltest's; one inside a layer's forward is the model's, and so is one
-    in any other library the model code calls (transformers, timm).
+    in any other library the model code calls (transformers, timm). An error about the graph
+    the model built (`MODEL_GRAPH_ERRORS`) is the model's wherever backward was called.
     """
+    if isinstance(exc, RuntimeError) and any(m in str(exc) for m in MODEL_GRAPH_ERRORS):
+        return ""
     engine = tuple(_package_dirs(_ENGINE_PACKAGES))
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         name = os.path.abspath(frame.filename) if not frame.filename.startswith("<") else ""

@@ -32,6 +32,7 @@ from mltest.errors import (
     raised,
     user_frame,
 )
+from mltest.exception_hints import hint_for
 from mltest.report import CheckResult, Status
 
 _NETWORK_ERRORS = ("ConnectionError", "URLError", "gaierror", "Timeout", "NewConnectionError")
@@ -217,19 +218,7 @@ def _advice(exc: BaseException) -> str:
     hint = network_hint(exc)
     if hint:
         return hint.removeprefix(". ")
-    text = str(exc)
-    if "shared memory" in text or ("/torch_" in text and "No space left" in text):
-        return (
-            "DataLoader workers pass batches through /dev/shm, and it ran out: in docker mode "
-            "raise the action input `shm-size` (default 2g), or give the data module "
-            "`num_workers: 0` in the config's data init_args."
-        )
-    if "deterministic" in text and "use_deterministic_algorithms" in text:
-        return (
-            "This op has no deterministic kernel on this device. Set `trainer.deterministic: "
-            "warn` in the config (the default) to run it with a notice, or `false`."
-        )
-    return "Fix the exception; the traceback's last frames are in the details."
+    return hint_for(exc) or "Fix the exception; the traceback's last frames are in the details."
 
 
 def _load_project(loaded):

@@ -11,6 +11,7 @@ from typing import Any
 from mltest.checks.base import CheckContext
 from mltest.checks.sanity.findings import Finding, names
 from mltest.checks.sanity.obs import ParamObs, StepObs
+from mltest.checks.sanity.probes import tying
 from mltest.report import Status
 
 
@@ -252,6 +253,7 @@ def record(
     if obs.init is not None:
         entry["init_loss"] = round(obs.init.loss, 6)
     entry["activations"] = unit_rows  # even none: a model without activations is not stale
+    entry["shared"] = tying.recorded(obs)  # even none, likewise
     entry.update(
         seed=obs.seed,
         torch=torch.__version__,

@@ -37,6 +37,7 @@ ASPECTS = (
     "optimizer steps per training_step",
     "gradients are cleared between steps",
     "gradient matches finite differences",
+    "shared parameters",  # before the loss at init: untying changes it
     "loss at init",
     "each optimizer steps its own parameters",
     "what each optimizer's step changes",
@@ -69,6 +70,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         padding,
         step_count,
         steps,
+        tying,
         units,
     )
     from mltest.checks.sanity.step import observe_step  # torch: only where checks run
@@ -122,6 +124,8 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         findings += found
         notices += [notice] if notice else []
         findings += step_count.judge(obs, entry, ctx.update_command)
+        found, untied = tying.judge(obs, entry, ctx.update_command)
+        findings, notices = findings + found, notices + untied
         found, notice = base.compare_optimizer_steps(obs, entry, ctx.update_command)
         findings += found
         notices += [notice] if notice else []
@@ -149,7 +153,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             Case(aspect, Status.FAIL, " ".join(f.message for f in findings if f.aspect == aspect))
             if any(f.aspect == aspect for f in findings)
             else Case(aspect, Status.PASS)
-            for aspect in _aspects(obs, settings, ctx.update_baselines)
+            for aspect in _aspects(obs, settings, ctx.update_baselines, findings)
         ],
     )
 
@@ -257,8 +261,10 @@ def _notices(obs: StepObs, settings: Settings) -> list[str]:
     return notices
 
 
-def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
+def _aspects(obs: StepObs, settings: Settings, updating: bool, findings: list) -> list[str]:
     skip = set()
+    if not (obs.tying and obs.tying.shared):  # a model that ties nothing: no case to list
+        skip.add("shared parameters")
     if settings.output_range is None:
         skip.add("output range")
     if not settings.batch_independence:
@@ -296,4 +302,4 @@ def _aspects(obs: StepObs, settings: Settings, updating: bool) -> list[str]:
             "optimizer steps per training_step",
             "what each optimizer's step changes",
         }
-    return [a for a in ASPECTS if a not in skip]
+    return [a for a in ASPECTS if a not in skip - {f.aspect for f in findings}]

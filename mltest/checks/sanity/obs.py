@@ -86,6 +86,7 @@ class StepObs:
     loss_inputs: list[LossInputObs] = field(default_factory=list)  # log-softmax losses' calls
     scale: ScaleObs | None = None  # the first batch's input scale, the normalisation layers
     gan: GanObs | None = None  # a generator and a discriminator, found by how the step uses them
+    tying: TyingObs | None = None  # parameters shared under several names
     skipped: list[str] = field(default_factory=list)  # probes that could not run, and why
 
 
@@ -306,3 +307,16 @@ class CausalObs:
 def matches(name: str, patterns: list[str]) -> bool:
     """Whether a parameter or buffer name matches any glob pattern (`backbone.*`)."""
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+@dataclass
+class TyingObs:
+    """Parameters shared under several names (weight tying), and where modules are built.
+
+    Attributes:
+        shared: each group of names that are one tensor, in `named_parameters` order.
+        inits: module path -> `file.py:12` of its class's `__init__` (the user's files only).
+    """
+
+    shared: list[list[str]] = field(default_factory=list)
+    inits: dict[str, str] = field(default_factory=dict)

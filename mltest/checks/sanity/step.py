@@ -17,7 +17,7 @@ import pytorch_lightning
 import torch
 
 from mltest.checks.sanity.obs import BufferObs, PaddingObs, ParamObs, StepObs, matches
-from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, units
+from mltest.checks.sanity.probes import gradcheck, independence, init_loss, padding, tying, units
 from mltest.checks.sanity.probes.callbacks import callbacks
 from mltest.checks.sanity.probes.steps import StepsProbe
 from mltest.checks.sanity.tensors import ForwardCall, float_tensors, probe_input, redirected
@@ -39,6 +39,7 @@ def observe_step(ctx, settings, seed: int) -> StepObs:
     with isolated_global_state(), quiet(), watch_determinism(mode) as watch:
         model, batches = ctx.project.fresh_start(seed, 1)
         obs.model_name = type(model).__name__
+        obs.tying = tying.observe(model)  # before the fit: what __init__ tied
         copy = None
         if settings.gradient_check:
             try:
