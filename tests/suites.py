@@ -50,7 +50,9 @@ def copy_example(name: str, directory: Path) -> Path:
     import shutil
 
     target = directory / name
-    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+    # Only what git holds: a report folder left by someone's local run is not the example.
+    ignore = shutil.ignore_patterns("__pycache__", "mltest-report")
+    shutil.copytree(EXAMPLES / name, target, ignore=ignore)
     return target / "mltest.yaml"
 
 

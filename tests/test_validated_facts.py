@@ -101,12 +101,17 @@ def test_a_golden_whose_two_files_come_from_different_recordings_is_refused(tmp_
 
 @pytest.mark.slow
 def test_a_golden_tensor_file_that_baselines_json_did_not_record_is_exit_2(tmp_path):
-    # The committed example's record predates the hash in the golden's JSON: baselines.json's
-    # `outputs_hash` still ties it to its tensors. A change within the tolerance passed before.
+    # A record from before the golden's JSON held the hash (made here by dropping it):
+    # baselines.json's `outputs_hash` still ties it to its tensors. A change within the
+    # tolerance passed before.
     from safetensors.numpy import load_file, save_file
 
     config = copy_example("tabular", tmp_path)
     tensors = config.parent / ".mltest" / "golden" / "regression" / f"{KEY}.safetensors"
+    meta = tensors.with_suffix(".json")
+    recorded = json.loads(meta.read_text())
+    recorded.pop("outputs_hash", None)
+    meta.write_text(json.dumps(recorded, indent=2))
     arrays = load_file(str(tensors))
     arrays["output"][0, 0] += 1e-7
     save_file(arrays, str(tensors))
