@@ -7,9 +7,9 @@
   first module called receives and the target the loss is given; an input element whose value
   is fixed by the target on every example means the label reaches the network's input.
 
-The fit records the first two (`SeedRun.learning_rates`, `SeedRun.idle_norms`); the probe runs
-only when a count is much faster than the baseline. Torch is imported inside the functions
-that need it: `lines` and the comparisons are pure.
+The fit records the first two (`SeedRun.lr_groups` from `lr_groups.py`, `SeedRun.idle_norms`);
+the probe runs only when a count is much faster than the baseline. Torch is imported inside the
+functions that need it: `lines` and the comparisons are pure.
 """
 
 from __future__ import annotations
@@ -23,15 +23,6 @@ _LOSSES = frozenset((
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
 ))  # fmt: skip
 _SHOWN = 3  # leaked elements named in the sentence
-
-
-def learning_rates(trainer: Any) -> list[float]:
-    """Each optimizer param group's starting learning rate (before a scheduler moves it)."""
-    return [
-        float(group.get("initial_lr", group.get("lr", 0.0)))
-        for optimizer in trainer.optimizers
-        for group in optimizer.param_groups
-    ]
 
 
 def idle_norms(module: Any) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mltest.checks.base import CheckContext
 from mltest.checks.memorization import lr_groups
-from mltest.checks.memorization.evidence import idle_norms, learning_rates
+from mltest.checks.memorization.evidence import idle_norms
 from mltest.checks.memorization.judge import judge_for, judging_step
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.checks.memorization.settings import Settings, Target
@@ -110,8 +110,9 @@ class _Probe(_lightning_callback_base()):
     def on_train_start(self, trainer, pl_module):
         self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
         self.step = judging_step(self.step, pl_module, self.settings)
-        self.result.learning_rates = learning_rates(trainer)
         self.result.lr_groups = lr_groups.groups(trainer, pl_module, self.sites)
+        # The flat list older baselines hold, read from the same record.
+        self.result.learning_rates = [group["lr"] for group in self.result.lr_groups]
         loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:

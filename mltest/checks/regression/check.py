@@ -174,7 +174,9 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     )
     golden_inputs = golden.metadata.get("inputs", {})
     inputs_changed = _inputs_changed(golden_inputs, input_hash, inputs)
-    rounding = inputs_changed and _rounding_only(golden_inputs, inputs)
+    # Joined once, only when the hash differs: to tell rounding from a change, and to show how.
+    joined = flatten_batches(inputs.batches, _INPUTS) if inputs_changed else None
+    rounding = inputs_changed and _rounding_only(golden_inputs, joined)
     inputs_changed = inputs_changed and not rounding
     status, summary, hint, notices = decide(
         comparison,
@@ -203,8 +205,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
             summary, hint = f"{summary}; {located.summary}", located.hint
             details = f"{located.details}\n{details}"
     if inputs_changed:
-        now = summarise(flatten_batches(inputs.batches, _INPUTS))
-        details = input_table(golden_inputs.get("arrays", {}), now) + details
+        details = input_table(golden_inputs.get("arrays", {}), summarise(joined)) + details
     return CheckResult(
         **base,
         status=status,
@@ -272,16 +273,15 @@ ROUNDING_NOTICE = (
 )
 
 
-def _rounding_only(golden_inputs: dict[str, Any], inputs: Any) -> bool:
-    """Whether inputs whose hash differs are the golden's up to float rounding (goldens
-    recorded before the sketch existed cannot tell: their inputs count as changed)."""
-    from mltest.checks.regression.golden import flatten_batches
+def _rounding_only(golden_inputs: dict[str, Any], joined: dict[str, Any]) -> bool:
+    """Whether the joined inputs, whose hash differs, are the golden's up to float rounding
+    (goldens recorded before the sketch existed cannot tell: their inputs count as changed)."""
     from mltest.checks.regression.input_sketch import same_up_to_rounding
 
     recorded = golden_inputs.get("sketch")
     if not isinstance(recorded, dict):
         return False
-    return same_up_to_rounding(recorded, flatten_batches(inputs.batches, _INPUTS))
+    return same_up_to_rounding(recorded, joined)
 
 
 def _spec_change(recorded: dict[str, Any], ctx: CheckContext) -> str:
