@@ -62,14 +62,20 @@ def same_up_to_rounding(recorded: Mapping[str, Any], arrays: Mapping[str, Any]) 
         return False
     for name, entry in now.items():
         then = recorded[name]
+        if not isinstance(then, dict):  # a damaged record cannot vouch for the inputs
+            return False
         if "hash" in entry or "hash" in then:
             if entry.get("hash") != then.get("hash"):
                 return False
             continue
         if entry["dtype"] != then.get("dtype") or entry["shape"] != then.get("shape"):
             return False
-        sums, old = entry["sums"], then.get("sums") or []
-        if len(old) != len(sums) or not all(np.isfinite(sums)) or not all(np.isfinite(old)):
+        sums, old = entry["sums"], then.get("sums")
+        if not isinstance(old, list) or len(old) != len(sums):
+            return False
+        if not all(isinstance(v, int | float) for v in old):
+            return False
+        if not all(np.isfinite(sums)) or not all(np.isfinite(old)):
             return False
         # Every sum is bounded by the sum of |x| (squares: by their own size).
         size, squares = max(abs(sums[2]), 1e-30), max(abs(sums[1]), 1e-30)

@@ -55,6 +55,13 @@ def test_integer_inputs_and_layout_are_compared_exactly():
     assert not same_up_to_rounding(recorded, {"x": FEATURES})
 
 
+def test_a_damaged_sketch_counts_as_changed_inputs_not_a_crash():
+    recorded = sketch({"x": FEATURES})
+    for damaged in ({"x": "oops"}, {"x": {**recorded["x"], "sums": ["a"] * 6}},
+                    {"x": {**recorded["x"], "sums": None}}):  # fmt: skip
+        assert not same_up_to_rounding(damaged, {"x": FEATURES})
+
+
 def test_the_check_passes_on_rounded_inputs_with_a_notice_and_fails_on_a_swap(tmp_path):
     config = copy_example("tabular", tmp_path)
     np.savez(config.parent / "inputs.npz", x=FEATURES)
