@@ -100,10 +100,26 @@ def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):
         default_root_dir=scratch,
     )
     options.update(overrides)
+    if "plugins" not in options:
+        options["plugins"] = [_no_cluster_environment(package)]
     trainer = package.Trainer(**options)
     if options["default_root_dir"] == scratch:  # ours, not a caller's: remove what lands there
         weakref.finalize(trainer, shutil.rmtree, scratch, True)  # with the Trainer, or at exit
     return trainer
+
+
+def _no_cluster_environment(package: Any) -> Any:
+    """Lightning's plain environment, named so that the Trainer skips its cluster detection.
+
+    Detection imports `mpi4py.MPI` whenever mpi4py is installed (NVIDIA's containers, HPC
+    images), and an `MPI_Init` that cannot start there ends the whole process. The worker is
+    never started by an MPI, SLURM or LSF launcher (its environment carries none of their
+    variables), so detection could only find the plain environment anyway.
+    """
+    import importlib
+
+    environments = importlib.import_module(f"{package.__name__}.plugins.environments")
+    return environments.LightningEnvironment()
 
 
 def _scratch_path() -> str:

@@ -30,13 +30,7 @@ _PASS_NAMES = frozenset(
         "OPENBLAS_L2_SIZE", "NUMEXPR_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG",
     }
 )  # fmt: skip
-_PASS_PREFIXES = (
-    "LC_", "CUDA_", "NVIDIA_", "CUDNN_", "NCCL_", "TORCH_", "PYTORCH_", "XDG_",
-    # MPI and its transports: Lightning imports mpi4py whenever it is installed, and MPI_Init
-    # aborts the process when it cannot find its own install (NVIDIA's containers set
-    # OPAL_PREFIX) or is refused as root (OMPI_ALLOW_RUN_AS_ROOT).
-    "OMPI_", "OPAL_", "PMIX_", "UCX_", "HPCX_", "I_MPI_", "MPICH_",
-)  # fmt: skip
+_PASS_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "CUDNN_", "NCCL_", "TORCH_", "PYTORCH_", "XDG_")
 # Even an allowed prefix never carries a name that looks like a credential.
 _SECRET_NAME = re.compile(
     r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH|(^|_)KEY($|_)|APIKEY",

@@ -73,19 +73,6 @@ def test_withheld_names_leave_out_secrets_and_what_the_worker_gets():
     assert built.unset == ("MISSING",)
 
 
-def test_mpi_settings_pass_so_lightnings_mpi_probe_can_start_but_no_credential_does():
-    # Lightning imports mpi4py (MPI_Init) when it is installed; without its install prefix or
-    # the run-as-root switch Open MPI aborts the worker (seen on an NVIDIA container).
-    source = {"OPAL_PREFIX": "/opt/hpcx/ompi", "OMPI_ALLOW_RUN_AS_ROOT": "1",
-              "OMPI_MCA_pml": "ucx", "UCX_TLS": "self", "PMIX_SERVER_URI": "u",
-              "OMPI_SECRET_KEY": "s", "UCX_AUTH_TOKEN": "t"}  # fmt: skip
-    env = build_worker_env(source, EnvRequest.parse([])).env
-    assert {k: v for k, v in env.items() if k in source} == {
-        "OPAL_PREFIX": "/opt/hpcx/ompi", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_MCA_pml": "ucx",
-        "UCX_TLS": "self", "PMIX_SERVER_URI": "u",
-    }  # fmt: skip
-
-
 def test_the_model_code_gets_what_was_passed_and_a_withheld_lookup_is_named(tmp_path):
     config = _project(tmp_path)
     environ = {**os.environ, **VALUES, "WANDB_MODE": "offline"}
