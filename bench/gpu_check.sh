@@ -33,7 +33,7 @@ print("python", platform.python_version(), "torch", torch.__version__, "cuda", t
 
 # --- 1. the CUDA memorization rows, first and alone on the machine -------------------------
 if [[ " $steps " == *" 1 "* ]]; then
-timeout 240 "$py" -m bench.run --only memorization_speed --rows CUDA \
+timeout 300 "$py" -m bench.run --only memorization_speed --rows CUDA \
   --json "$out/bench_cuda.json" >"$out/bench_cuda.log" 2>&1
 echo "bench CUDA rows: exit $?" >>"$out/bench_cuda.log"
 grep -v "^$" "$out/bench_cuda.log" >>"$out/summary.txt"

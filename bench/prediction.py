@@ -3,8 +3,9 @@
 Both sides predict the same tensors with the same model in eval mode under `torch.no_grad()`.
 The regression check re-predicts its first batch (a rerun proves prediction is deterministic).
 It is measured twice: with inputs from the data module (as the examples run it: the figure
-includes the user's data module building and collating the inputs on every run) and with the
-same inputs from a tensor file (the check's own cost).
+includes the user's data module building and collating the inputs on every run; also given
+against a plain loop that reads the same data module) and with the same inputs from a tensor
+file (the check's own cost).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def _plain_deterministic(module, batches) -> None:
         torch.use_deterministic_algorithms(before, warn_only=warn)
 
 
+def _plain_from_data_module(module, rows: int) -> None:
+    """The loop a person writes to predict a data module's inputs: set it up, read its
+    predict loader, call the model; what the data-module regression row compares with too."""
+    from bench.models import BenchData
+
+    data = BenchData(kind="images", rows=rows, batch_size=BATCH)
+    data.setup("predict")
+    _plain(module, (x for x, _ in data.predict_dataloader()))
+
+
 def prediction_checks(quick: bool) -> dict[str, Any]:
     """regression and key_examples over N examples vs a plain loop over the same tensors."""
     from mltest.checks import key_examples, regression
@@ -121,6 +132,7 @@ def prediction_checks(quick: bool) -> dict[str, Any]:
     fns = {
         "plain": lambda: _plain(module, tensors),
         "plain_deterministic": lambda: _plain_deterministic(module, tensors),
+        "plain_data_module": lambda: _plain_from_data_module(module, rows),
         "predict": lambda: predict(module, tensors),
         "regression": lambda: regression.run(reg_ctx, reg_settings),
         "regression_file_inputs": lambda: regression.run(file_ctx, file_settings),
@@ -142,7 +154,11 @@ def prediction_checks(quick: bool) -> dict[str, Any]:
             "throughput_ratio_deterministic": 1
             / paired_ratio(times[name], times["plain_deterministic"]),
         }
+    out["regression"]["throughput_ratio_data_module"] = 1 / paired_ratio(
+        times["regression"], times["plain_data_module"]
+    )
     out["plain_deterministic_s"] = best(times["plain_deterministic"])
+    out["plain_data_module_s"] = best(times["plain_data_module"])
     out["target_throughput_ratio"] = 0.8
     return out
 

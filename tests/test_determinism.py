@@ -15,6 +15,7 @@ import warnings
 
 import pytest
 import torch
+import yaml
 
 from mltest.engine import environment_facts, make_trainer
 from mltest.errors import ConfigError
@@ -26,7 +27,7 @@ from mltest.seeding import (
     watch_determinism,
 )
 from mltest.supervisor import run_suite
-from tests.suites import forget_project_modules, write_suite
+from tests.suites import copy_example, forget_project_modules, write_suite
 
 MODEL = """
 import pytorch_lightning as pl
@@ -202,3 +203,56 @@ def test_the_trainer_and_the_report_follow_the_config(setting, lightning, mode):
     assert facts["torch"] == torch.__version__
     if not torch.cuda.is_available():
         assert facts["cuda"] is None and facts["cudnn"] is None
+
+
+# A preallocated output with an off-by-one fill loop: the last class's score is memory nobody
+# wrote. Under the default mode torch fills new tensors with NaN, so this fails the same way on
+# every run. The checks keep that fill for the first epoch and the first predicted batch only
+# (it costs every allocation a write), which must still catch it.
+_UNWRITTEN = (
+    "        return self.net(x)\n",
+    "        logits = self.net(x)\n"
+    "        out = logits.new_empty(len(logits), self.hparams.classes)\n"
+    "        for c in range(self.hparams.classes - 1):  # off by one: the last is never written\n"
+    "            out[:, c] = logits[:, c]\n"
+    "        return out\n",
+)
+
+
+def test_a_read_of_unwritten_memory_fails_every_check_that_runs_the_model(tmp_path):
+    config = copy_example("tabular", tmp_path)
+    model = config.parent / "model.py"
+    assert _UNWRITTEN[0] in model.read_text()
+    model.write_text(model.read_text().replace(*_UNWRITTEN))
+    settings = yaml.safe_load(config.read_text())
+    settings["checks"]["regression"]["batch_size"] = 16  # 4 batches: the first one shows it
+    settings["checks"]["key_examples"]["batch_size"] = 4
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    report = run_suite(config, tmp_path / "report", only=["memorization", "regression",
+                                                           "key_examples"])  # fmt: skip
+    results = {c.name: c for c in report.checks}
+    memorization = results["memorization"]
+    assert memorization.status is Status.FAIL, memorization.summary
+    assert "nan at epoch 1" in memorization.summary, memorization.summary
+    regression = results["regression"]
+    assert regression.status is Status.FAIL and "NaN" in regression.summary, regression.summary
+    key_examples = results["key_examples"]
+    assert key_examples.status is Status.FAIL, key_examples.summary
+    assert "got NaN in its own prediction" in key_examples.cases[0].message  # the first batch
+
+
+def test_the_fill_of_new_tensors_is_put_back_after_a_fit_and_a_prediction():
+    from pytorch_lightning.demos.boring_classes import BoringModel
+
+    from mltest.checks.prediction import predict
+    from mltest.seeding import fill_new_tensors, filling_new_tensors
+
+    for before in (True, False):
+        with isolated_global_state():
+            fill_new_tensors(before)
+            predict(BoringModel(), [torch.randn(4, 32) for _ in range(3)])
+            assert filling_new_tensors() is before
+            with isolated_global_state():
+                fill_new_tensors(not before)
+            assert filling_new_tensors() is before
+    assert filling_new_tensors()  # torch's default, untouched by the test

@@ -12,6 +12,7 @@ epochs amplify that into output differences a regression check would flag as a c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,17 @@ def predict(
     import torch
     from lightning_utilities.core.apply_func import apply_to_collection
 
+    from mltest.seeding import fill_new_tensors, filling_new_tensors
+
     device = next(module.parameters(), torch.empty(0)).device
     module.eval()
     outputs = []
-    with torch.no_grad():
+    fill = filling_new_tensors()
+    with torch.no_grad(), contextlib.ExitStack() as after:
+        after.callback(fill_new_tensors, fill)
         for index, batch in enumerate(batches):
+            if index == 1:  # the first batch showed a read of unwritten memory as NaN
+                fill_new_tensors(False)
             batch = prediction_input(batch, input_key)
             batch = module.transfer_batch_to_device(batch, device, 0)
             try:

@@ -16,6 +16,7 @@ from mltest.checks.memorization.judge import judge_for, judging_step
 from mltest.checks.memorization.seed_run import SeedRun
 from mltest.checks.memorization.settings import Settings, Target
 from mltest.errors import ProjectError
+from mltest.seeding import fill_new_tensors
 
 
 class _Stop(Exception):
@@ -154,6 +155,11 @@ class _Probe(_lightning_callback_base()):
             self.streak = 0
         if trainer.current_epoch + 1 >= self.budget:
             trainer.should_stop = True  # the budget, when the schedule runs longer
+        if trainer.current_epoch == 0:
+            # A read of memory nobody wrote has shown as NaN by now (model built, one epoch
+            # trained and judged with the fill on); the epochs after only repeat that work.
+            # isolated_global_state turns the fill back on after the fit.
+            fill_new_tensors(False)
         self.deadline.check()
 
     def _stop(self, what: str, trainer, pl_module):
