@@ -9,8 +9,9 @@
 # 3. the other bench sections one by one while the deadline (default 480 s from the start)
 #    leaves a minute for the next.
 # STEPS="2" (say) runs only those steps; STEP_TIMEOUT_S bounds each test or mltest command in
-# step 2 (default 200). Six files land in OUT_DIR (summary, logs, JSON, tarballs of the examples' reports and of
-# the bench sections); every step has a timeout, so a hang costs its step, not the session.
+# step 2 (default 200). Six files land in OUT_DIR (summary, logs, JSON, tarballs of the
+# examples' reports and of the bench sections); every step has a timeout, so a hang costs its
+# step, not the session.
 set -u
 out=${1:?usage: bash bench/gpu_check.sh OUT_DIR [DEADLINE_SECONDS]}
 deadline=$(($(date +%s) + ${2:-480}))
