@@ -539,6 +539,31 @@ def test_inputs_from_a_file_pass_on_rerun_and_catch_a_changed_file(tmp_path, kin
     assert result.status is Status.FAIL and "the fixed inputs changed" in result.summary
 
 
+def test_a_predict_step_that_normalises_in_place_never_writes_the_inputs_file(tmp_path):
+    # The tensor file is mapped, not copied: a write into a batch must stay in this run.
+    config = copy_example("tabular", tmp_path)
+    _write_inputs(config.parent, "safetensors")
+    inputs = config.parent / "inputs.safetensors"
+    before = inputs.read_bytes()
+    model = config.parent / "model.py"
+    edit(
+        model,
+        ("        return torch.softmax(self(x), dim=1)",
+         "        x.sub_(x.mean(dim=0))  # normalised in place\n"
+         "        return torch.softmax(self(x), dim=1)"),
+    )  # fmt: skip
+    edit(
+        config,
+        ("source: train, epochs: 3", "source: init, epochs: 3"),
+        ("inputs: {source: datamodule, examples: 64}",
+         "inputs: {file: inputs.safetensors}\n    batch_size: 6"),
+    )  # fmt: skip
+    assert regression(config, tmp_path, update=True).status is Status.PASS
+    result = regression(config, tmp_path)
+    assert result.status is Status.PASS, result.summary
+    assert inputs.read_bytes() == before
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 
