@@ -70,6 +70,24 @@ class Case:
     message: str = ""
 
 
+_BAD = (Status.FAIL, Status.ERROR)
+
+
+def _failing(cases: list[Case]) -> int:
+    return sum(c.status in _BAD for c in cases)
+
+
+def _kept_cases(cases: list[Case], limit: int) -> list[Case]:
+    """At most `limit` cases, in their order: failures and errors first (a 10,000-row table
+    must not lose its failures to the cut), then passing ones while room is left."""
+    if len(cases) <= limit:
+        return list(cases)
+    bad = {i for i, c in enumerate(cases) if c.status in _BAD}
+    keep = set(sorted(bad)[:limit])
+    keep.update([i for i in range(len(cases)) if i not in bad][: limit - len(keep)])
+    return [c for i, c in enumerate(cases) if i in keep]
+
+
 @dataclass
 class CheckResult:
     """What one check found.
@@ -113,9 +131,18 @@ class CheckResult:
         if too_big:
             notices.append(f"the check's metrics were left out of the report: {too_big}")
             metrics = {}
+        kept = _kept_cases(self.cases, limits.cases)
+        if len(kept) < len(self.cases):
+            failing = _failing(self.cases) - _failing(kept)
+            notices.append(
+                f"{len(self.cases) - len(kept)} of {len(self.cases)} cases left out of the "
+                "report, "
+                + (f"{failing} of them failing" if failing else "all passing (every failure "
+                   "and error is listed)")
+            )  # fmt: skip
         cases = [
             Case(cut(str(c.name), limits.name), c.status, cut(str(c.message), limits.text))
-            for c in self.cases[: limits.cases]
+            for c in kept
         ]
         return CheckResult(
             name=self.name,

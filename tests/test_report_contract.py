@@ -130,3 +130,27 @@ def test_a_result_is_bounded_before_it_reaches_the_report():
     assert result.metrics == {} and "nested more than 16 levels" in result.notices[-1]
     assert result.status is Status.ERROR
     json.dumps(Report(suite="s", checks=[result]).to_dict())  # no RecursionError
+
+
+def test_a_cut_of_cases_keeps_every_failure_and_says_so():
+    from mltest.report import LIMITS, Case, CheckResult
+
+    over = LIMITS.cases + 1_000  # a key-examples table of that many rows, failures at the end
+    cases = [Case(f"ok{i}", Status.PASS) for i in range(over - 300)]
+    cases += [Case(f"bad{i}", Status.FAIL, "expected 1, got 2") for i in range(300)]
+    result = CheckResult("key_examples", "key_examples", Status.FAIL, "s", cases=cases).bounded()
+    assert len(result.cases) == LIMITS.cases
+    assert [c.name for c in result.cases if c.status is Status.FAIL] == [
+        f"bad{i}" for i in range(300)
+    ]
+    assert [c.name for c in result.cases[:3]] == ["ok0", "ok1", "ok2"]  # table order kept
+    assert result.notices[-1] == (
+        f"1000 of {over} cases left out of the report, all passing (every failure and error "
+        "is listed)"
+    )
+    failing = [Case(f"bad{i}", Status.FAIL) for i in range(over)]
+    cut = CheckResult("k", "k", Status.FAIL, "s", cases=failing).bounded()
+    assert cut.notices[-1] == f"1000 of {over} cases left out of the report, 1000 of them failing"
+    kept = CheckResult("k", "k", Status.FAIL, "s", cases=cases[: LIMITS.cases]).bounded()
+    assert kept.notices == [] and len(kept.cases) == LIMITS.cases
+
