@@ -69,12 +69,12 @@ class PlainLoop:
         """Train a fresh model for `epochs` epochs; returns the last training loss."""
         import torch
 
-        threads, flags = torch.get_num_threads(), _flags()
-        torch.set_num_threads(self.threads)
-        if deterministic:  # what the check runs under by default (`trainer.deterministic: warn`)
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        try:
+        from mltest.seeding import DEFAULT_MODE, apply_determinism, isolated_global_state
+
+        with isolated_global_state():  # threads and determinism flags put back after
+            torch.set_num_threads(self.threads)
+            if deterministic:  # what the check runs under by default (`trainer.deterministic`)
+                apply_determinism(DEFAULT_MODE)
             torch.manual_seed(self.seed)
             model = self.model_cls(**self.model_args).to(self.device)
             optimizer = first_optimizer(model.configure_optimizers())
@@ -90,30 +90,5 @@ class PlainLoop:
                     with torch.no_grad():
                         float(model.training_step(batch, 0))
                     model.train()
-            value = float(loss.detach())  # waits for the device, as the check's last read-back does
-        finally:
-            torch.set_num_threads(threads)
-            _restore(flags)
-        return value
+            return float(loss.detach())  # waits for the device, as the check's last read-back does
 
-
-def _flags() -> tuple:
-    import torch
-
-    return (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-    )
-
-
-def _restore(flags: tuple) -> None:
-    import torch
-
-    deterministic, warn_only, cudnn_deterministic, benchmark = flags
-    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = (
-        cudnn_deterministic,
-        benchmark,
-    )

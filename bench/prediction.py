@@ -56,15 +56,11 @@ def _plain_deterministic(module, batches) -> None:
     """The plain loop under the checks' default determinism mode (`trainer.deterministic`
     unset: warn-only deterministic algorithms), which both checks predict under: on the CPU
     it slows convolutions by a few percent, the mode's price rather than the checks'."""
-    import torch
+    from mltest.seeding import DEFAULT_MODE, apply_determinism, isolated_global_state
 
-    before = torch.are_deterministic_algorithms_enabled()
-    warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
+    with isolated_global_state():
+        apply_determinism(DEFAULT_MODE)
         _plain(module, batches)
-    finally:
-        torch.use_deterministic_algorithms(before, warn_only=warn)
 
 
 def _plain_from_data_module(module, rows: int) -> None:
