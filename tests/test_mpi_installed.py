@@ -1,8 +1,8 @@
 """A machine with mpi4py installed (NVIDIA's containers, HPC images): Lightning's Trainer
 imports `mpi4py.MPI` to ask whether it runs under MPI, and `MPI_Init` aborts the process when
 Open MPI cannot start in it (seen on a GPU machine: every check's worker exited with code 1).
-mltest's worker is one process with a filtered environment, so for a single-process run it
-tells Lightning so, and MPI is never started.
+mltest's worker is never started by a cluster launcher, so its Trainer is given Lightning's
+plain environment and MPI is never started.
 """
 
 from __future__ import annotations

@@ -153,4 +153,3 @@ def test_a_cut_of_cases_keeps_every_failure_and_says_so():
     assert cut.notices[-1] == f"1000 of {over} cases left out of the report, 1000 of them failing"
     kept = CheckResult("k", "k", Status.FAIL, "s", cases=cases[: LIMITS.cases]).bounded()
     assert kept.notices == [] and len(kept.cases) == LIMITS.cases
-
