@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from mltest.checks.key_examples.judging import Outcome
@@ -23,10 +24,17 @@ def case(o: Outcome) -> Case:
                 f"input {summarize(o.example.input)}")
 
 
-def failing_in_order(outcomes: list[Outcome]) -> list[Outcome]:
-    """New failures first, then the most confidently wrong; ties by id, so order is stable."""
+def failing_in_order(outcomes: list[Outcome], first: int | None = None) -> list[Outcome]:
+    """New failures first, then the most confidently wrong; ties by id, so order is stable.
+    `first`: only that many from the front (a 10,000-row table is not sorted to show 30)."""
     failed = [o for o in outcomes if o.tested and not o.passed]
-    return sorted(failed, key=lambda o: (not o.new_failure, -round(o.severity, 6), o.example.id))
+    if first is not None and first < len(failed):
+        return heapq.nsmallest(first, failed, key=_failure_order)
+    return sorted(failed, key=_failure_order)
+
+
+def _failure_order(o: Outcome) -> tuple[bool, float, str]:
+    return (not o.new_failure, -round(o.severity, 6), o.example.id)
 
 
 def summarize(value: Any, limit: int = 60) -> str:
@@ -75,12 +83,12 @@ def details(outcomes: list[Outcome], stats: list[TagStat], settings: Settings) -
         mark = "✅" if s.ok else "❌"
         rows.append(f"| {_cell(s.tag)} | {s.cases} | {s.failures} | {s.rate:.0%} | "
                     f"{s.allowed:.0%} | {mark} |")
-    failed = failing_in_order(outcomes)
-    if not failed:
+    failing = sum(o.tested and not o.passed for o in outcomes)
+    if not failing:
         return "\n".join(rows)
-    lines = [*rows, "", f"**Failing examples** ({len(failed)}; new failures first):", "",
+    lines = [*rows, "", f"**Failing examples** ({failing}; new failures first):", "",
              "| id | kind | input | expected | got | confidence |", "|---|---|---|---|---|---|"]
-    for o in failed[: settings.show_failures]:
+    for o in failing_in_order(outcomes, settings.show_failures):
         conf = f"{o.confidence:.3f}" if o.confidence is not None else "—"
         new = " 🆕" if o.new_failure else ""
         lines.append(
@@ -88,8 +96,8 @@ def details(outcomes: list[Outcome], stats: list[TagStat], settings: Settings) -
             f"{_cell(summarize(o.example.input))} | {_cell(o.expected)} | {_cell(o.got)} | "
             f"{conf} |"
         )
-    if len(failed) > settings.show_failures:
-        lines.append(f"\n… and {len(failed) - settings.show_failures} more (see junit.xml)")
+    if failing > settings.show_failures:
+        lines.append(f"\n… and {failing - settings.show_failures} more (see junit.xml)")
     return "\n".join(lines)
 
 

@@ -42,6 +42,9 @@ _KIND_NAMES = {
 }
 COLUMNS = ("id", "kind", "input", "expected", "group", "direction", "target", "tolerance",
            "top_k", "tags", "measure", "region", "at_least", "at_most")
+# The cells of the common row (an mft example with an expected label), which needs none of
+# the other columns' checks.
+_LABEL_ROW = frozenset({"id", "kind", "expected", "tags"})
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
 
 
@@ -240,7 +243,8 @@ def _example(
 ) -> Example:
     # Runs once per row (10,000s of rows): module-level helpers, no closures per row, and
     # each non-empty cell looked at once.
-    cell = _cells(row, present).get
+    cells = _cells(row, present)
+    cell = cells.get
     ident = _text(cell("id"))
     if ident is None:
         raise ConfigError(f"{where}, column `id`: every example needs an id")
@@ -257,6 +261,12 @@ def _example(
         value = row.get("input")
     if not isinstance(value, dict) and not hasattr(value, "shape") and _missing(value):
         raise _fail(at, "input", "is empty")
+    if kind == "mft" and cells.keys() <= _LABEL_ROW:  # the common row: an expected label
+        expected = cell("expected")
+        if expected is None:
+            raise _fail(at, "expected", "an mft example needs an expected label or value")
+        return Example(ident, kind, value, _label_text(expected), None, None, None, None, None,
+                       _tags(row.get("tags")), at)  # fmt: skip
 
     tolerance = _number(cell("tolerance"), at, "tolerance")
     top_k = _number(cell("top_k"), at, "top_k")
@@ -293,15 +303,7 @@ def _example(
     if kind == "inv" and direction is not None:
         raise _fail(at, "direction", "is only used by dir examples")
 
-    raw_tags = row.get("tags")
-    if isinstance(raw_tags, str) and ";" not in raw_tags:  # the common case: one tag
-        tags = (raw_tags.strip(),) if raw_tags.strip() else ()
-    elif isinstance(raw_tags, str):
-        tags = tuple(dict.fromkeys(t.strip() for t in raw_tags.split(";") if t.strip()))
-    elif raw_tags is None or _missing(raw_tags):
-        tags = ()
-    else:
-        tags = tuple(dict.fromkeys(str(t).strip() for t in raw_tags if str(t).strip()))
+    tags = _tags(row.get("tags"))
     if tolerance is not None and tolerance < 0:
         raise _fail(at, "tolerance", f"must be >= 0, got {tolerance:g}")
     if not measured:  # a value (mft with a tolerance) or a label, compared as text
@@ -313,6 +315,17 @@ def _example(
         ident, kind, value, expected, group, direction, _text(cell("target")), tolerance,
         int(top_k) if top_k is not None else None, tags, at, measured,
     )  # fmt: skip
+
+
+def _tags(raw: Any) -> tuple[str, ...]:
+    """`a;b` (or a list in JSONL / functions) -> ("a", "b"), blanks and repeats dropped."""
+    if isinstance(raw, str) and ";" not in raw:  # the common case: one tag
+        return (raw.strip(),) if raw.strip() else ()
+    if isinstance(raw, str):
+        return tuple(dict.fromkeys(t.strip() for t in raw.split(";") if t.strip()))
+    if raw is None or _missing(raw):
+        return ()
+    return tuple(dict.fromkeys(str(t).strip() for t in raw if str(t).strip()))
 
 
 def _number(value: Any, at: str, column: str) -> float | None:

@@ -41,3 +41,13 @@ def test_a_column_some_rows_lack_is_read_where_present():
     first, second = _validate(rows, "t", None)
     assert (first.tolerance, first.expected) == (0.1, 0.5)  # a value, compared numerically
     assert (second.tolerance, second.expected) == (None, "1")  # label 1.0 is label 1
+
+
+@pytest.mark.parametrize("expected", [" cat ", 2.0, 3, "1"])
+def test_a_label_row_reads_the_same_on_the_short_path_as_with_other_columns(expected):
+    # A row of only id, kind, input, expected and tags skips the other columns' checks; one
+    # more filled column (here `target`) takes the full path, which must read it the same.
+    short = _one(expected=expected, tags="a;b")
+    full = _one(expected=expected, tags="a;b", target="cat")
+    assert full.target == "cat" and short.target is None
+    assert short == full._replace(target=None)
