@@ -54,6 +54,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     record the golden outputs of this environment (else another's, on decisions only)."""
     from mltest.checks.prediction import (
         NAN_HINT,
+        copy_batch,
         input_key,
         model_under_test,
         nan_outputs,
@@ -79,6 +80,17 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     input_arrays = flatten_batches(inputs.batches, _INPUTS) if ctx.update_baselines else None
     module = model_under_test(ctx)
     postprocess = postprocess_fn(ctx)
+    env = _environment(module, ctx)
+    command = f"{ctx.update_command} --check {ctx.name}"
+    golden = None if ctx.update_baselines else find_golden(ctx, env["key"], command)
+    golden_inputs = golden.metadata.get("inputs", {}) if golden is not None else {}
+    # Everything that reads the inputs' values is done before predicting: a predict_step that
+    # scales its batch in place (`x /= 255`) changes them on the CPU, where the batch is not
+    # copied to a device.
+    inputs_changed = golden is not None and _inputs_changed(golden_inputs, input_hash, inputs)
+    # Joined once, only when the hash differs: to tell rounding from a change, and to show how.
+    joined = flatten_batches(inputs.batches, _INPUTS) if inputs_changed else None
+    first_again = copy_batch(inputs.batches[0])
     ctx.deadline.check()
     mode = determinism_mode(ctx.trainer_settings)
     with isolated_global_state(), watch_determinism(mode) as watch:
@@ -87,15 +99,14 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         outputs = predict(module, inputs.batches, postprocess, input_key(ctx))
         ctx.deadline.check()
         # Randomness left on at inference shows on any batch: predicting the first one again
-        # is enough, and keeps the check's cost close to a single prediction pass.
-        again = predict(module, inputs.batches[:1], postprocess, input_key(ctx))
+        # (as it was before the first prediction) is enough, and keeps the check's cost close
+        # to a single prediction pass.
+        again = predict(module, [first_again], postprocess, input_key(ctx))
     unstable = nondeterminism_notice(training_ops(ctx) | watch.ops)
     first = flatten_batches(outputs, _OUTPUTS)
     first_batch = flatten_batches(outputs[:1], _OUTPUTS)
     second = flatten_batches(again, _OUTPUTS)
     check_per_output(settings, first)
-    env = _environment(module, ctx)
-    command = f"{ctx.update_command} --check {ctx.name}"
     base = dict(name=ctx.name, kind=KIND)
     nan = nan_outputs(first)
     if nan:  # NaN equals nothing: never a golden to record, never a difference to excuse
@@ -145,7 +156,6 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         result.notices = [*result.notices, *([unstable] if unstable else [])]
         return result
 
-    golden = find_golden(ctx, env["key"], command)
     if golden is not None and _other_world(golden.key, env["key"]):
         # Trained on a shard per rank: not float noise, so decisions are not compared either.
         mismatch, hint = environment_mismatch(env["key"], [golden.key], command)
@@ -172,10 +182,6 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
         labels_only=cross,
         **flips,
     )
-    golden_inputs = golden.metadata.get("inputs", {})
-    inputs_changed = _inputs_changed(golden_inputs, input_hash, inputs)
-    # Joined once, only when the hash differs: to tell rounding from a change, and to show how.
-    joined = flatten_batches(inputs.batches, _INPUTS) if inputs_changed else None
     rounding = inputs_changed and _rounding_only(golden_inputs, joined)
     inputs_changed = inputs_changed and not rounding
     status, summary, hint, notices = decide(

@@ -564,6 +564,36 @@ def test_a_predict_step_that_normalises_in_place_never_writes_the_inputs_file(tm
     assert inputs.read_bytes() == before
 
 
+SCALE_IN_PLACE = (
+    "        return torch.softmax(self(x), dim=1)",
+    "        x.mul_(2)  # scaled in place, as `x /= 255` does\n"
+    "        return torch.softmax(self(x), dim=1)",
+)
+
+
+def test_a_predict_step_that_scales_its_batch_in_place_is_neither_unstable_nor_changed(tmp_path):
+    # On the CPU predict_step gets the check's own batch: the determinism rerun must predict
+    # the first batch as it was, and a change of the inputs is shown as the file holds it.
+    config = copy_example("tabular", tmp_path)
+    _write_inputs(config.parent, "npz")
+    edit(config.parent / "model.py", SCALE_IN_PLACE)
+    edit(
+        config,
+        ("source: train, epochs: 3", "source: init, epochs: 3"),
+        ("inputs: {source: datamodule, examples: 64}", "inputs: {file: inputs.npz}"),
+    )
+    recorded = regression(config, tmp_path, update=True)
+    assert recorded.status is Status.PASS, recorded.summary
+    result = regression(config, tmp_path)
+    assert result.status is Status.PASS, result.summary
+    moved = np.load(config.parent / "inputs.npz")["x"] + np.float32(5)
+    np.savez(config.parent / "inputs.npz", x=moved)
+    result = regression(config, tmp_path)
+    assert result.status is Status.FAIL and "the fixed inputs changed" in result.summary
+    assert f"→ {float(moved.mean()):.4g} |" in result.details  # not the doubled values
+    assert f"{float(2 * moved.mean()):.4g}" not in result.details
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 
