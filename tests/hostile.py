@@ -32,7 +32,9 @@ _HERE = _Path(__file__).parent
 
 
 def _sender():
-    # The worker's end of the pipe, as model code can find it.
+    # The worker's end of the pipe, as model code can find it. The worker froze what existed
+    # before the project imported (gc.freeze, for speed); that hides it only until unfrozen.
+    _gc.unfreeze()
     return next(o for o in _gc.get_objects() if type(o).__name__ == "Sender" and o.fd)
 
 
