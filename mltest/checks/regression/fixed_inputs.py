@@ -233,12 +233,16 @@ def _read_tensors(path: Path, key: str) -> dict[str, Any]:
             # Mapped, not copied: pages are read as the inputs are hashed and predicted (half
             # the time of a copy for 100 MB of inputs), and a write (a predict_step that
             # normalises in place) lands in private pages, never in the file.
-            arrays = {name: t.numpy() for name, t in load_file(str(path)).items()}
+            tensors = load_file(str(path))
+            _refuse_without_numpy_type(tensors, key)
+            arrays = {name: t.numpy() for name, t in tensors.items()}
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
         else:
             arrays = {"input": np.load(path, allow_pickle=False)}
+    except ProjectError:
+        raise
     except Exception as exc:
         raise ProjectError(
             f"`{key}`: cannot be read ({type(exc).__name__}: {exc}); tensor files must load "
@@ -252,6 +256,22 @@ def _read_tensors(path: Path, key: str) -> dict[str, Any]:
             f"`{key}`: every array needs the same first (example) dimension; got {lengths}"
         )
     return arrays
+
+
+def _refuse_without_numpy_type(tensors: dict[str, Any], key: str) -> None:
+    """Inputs are hashed and compared as numpy arrays, which have no bfloat16 or float8."""
+    import torch
+
+    for name, tensor in tensors.items():
+        try:
+            torch.empty(0, dtype=tensor.dtype).numpy()
+        except TypeError:
+            raise ProjectError(
+                f"`{key}`: array `{name}` is {str(tensor.dtype).removeprefix('torch.')}, "
+                "which has no numpy type to hash and compare the inputs with; save it as "
+                "float32 (float32 holds every bfloat16 value exactly) and cast it in "
+                "predict_step if the model needs the narrower type"
+            ) from None
 
 
 def _to_torch(array: Any) -> Any:

@@ -564,6 +564,21 @@ def test_a_predict_step_that_normalises_in_place_never_writes_the_inputs_file(tm
     assert inputs.read_bytes() == before
 
 
+def test_a_bfloat16_inputs_file_is_refused_naming_the_array_and_what_to_save(tmp_path):
+    from safetensors.torch import save_file
+
+    config = copy_example("tabular", tmp_path)
+    save_file({"x": torch.ones(20, 8, dtype=torch.bfloat16)},
+              str(config.parent / "inputs.safetensors"))  # fmt: skip
+    edit(config, ("inputs: {source: datamodule, examples: 64}",
+                  "inputs: {file: inputs.safetensors, collate: 'collate:arrays'}"))  # fmt: skip
+    (config.parent / "collate.py").write_text(COLLATE)
+    report = run_suite(config, tmp_path / "report", only=["regression"])
+    message = " ".join(map(str, report.errors))
+    assert "checks.regression.inputs.file" in message and "array `x` is bfloat16" in message
+    assert "save it as float32" in message and "pickle" not in message
+
+
 SCALE_IN_PLACE = (
     "        return torch.softmax(self(x), dim=1)",
     "        x.mul_(2)  # scaled in place, as `x /= 255` does\n"
