@@ -60,17 +60,27 @@ def quiet() -> Iterator[None]:
 
 
 class FixedBatches:
-    """The same batches every epoch. A plain list would be read by Lightning as a list of
-    dataloaders, so it is wrapped in a single iterable."""
+    """The same batches every epoch, each time a copy, as a data loader gives new tensors: a
+    training_step that changes its batch in place (`x /= 255`, token ids masked) must not
+    change the next step's. A plain list would be read by Lightning as a list of dataloaders,
+    so it is wrapped in a single iterable."""
 
     def __init__(self, batches: list):
         self.batches = batches
 
     def __iter__(self):
-        return iter(self.batches)
+        return (copy_batch(batch) for batch in self.batches)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+def copy_batch(batch: Any) -> Any:
+    """The batch with every tensor in it copied (what model code writes into stays apart)."""
+    import torch
+    from lightning_utilities.core.apply_func import apply_to_collection
+
+    return apply_to_collection(batch, torch.Tensor, torch.clone)
 
 
 def make_trainer(model: Any, settings: dict[str, Any], **overrides: Any):

@@ -117,14 +117,6 @@ _WHOLE_BATCH = (
 _SHOWN_ERROR = 200  # characters of the refusal quoted: torch's signature errors run to 1,000
 
 
-def copy_batch(batch: Any) -> Any:
-    """The batch with every tensor in it copied (what predict_step writes into stays apart)."""
-    import torch
-    from lightning_utilities.core.apply_func import apply_to_collection
-
-    return apply_to_collection(batch, torch.Tensor, torch.clone)
-
-
 def prediction_input(batch: Any, input_key: int | str | None) -> Any:
     """What predict_step gets: `batch[input_key]` of a tuple, list or dict batch, else the
     batch itself (a tensor batch, e.g. from a key-example collate, is the input already)."""

@@ -84,7 +84,7 @@ def task_of(ctx: CheckContext, sample: tuple[Any, Any] | None = None) -> Task:
 
     Args:
         sample: a fresh model and a training batch the caller already built; detection steps a
-            copy of the model (the caller's is left untouched). Default: build them.
+            copy of each (the caller's are left untouched). Default: build them.
     """
     if _CACHE_KEY not in ctx.shared:
         ctx.shared[_CACHE_KEY] = _configured_or_detected(ctx, sample)
@@ -94,6 +94,7 @@ def task_of(ctx: CheckContext, sample: tuple[Any, Any] | None = None) -> Task:
 def _configured_or_detected(ctx: CheckContext, sample: tuple[Any, Any] | None) -> Task:
     import copy
 
+    from mltest.engine import copy_batch
     from mltest.seeding import isolated_global_state
 
     spec = ctx.loaded.config.task
@@ -105,7 +106,9 @@ def _configured_or_detected(ctx: CheckContext, sample: tuple[Any, Any] | None) -
             if sample is None:
                 model, batches = ctx.project.fresh_start(ctx.seeds[0], 1)
                 sample = (model, batches[0])
-            detected = detect(copy.deepcopy(sample[0]), sample[1])
+            # Copies of both: the caller trains on them next, and a training_step may write
+            # into its batch.
+            detected = detect(copy.deepcopy(sample[0]), copy_batch(sample[1]))
     if spec.kind == "auto":
         kind, source = detected.kind, detected.source
     else:

@@ -104,23 +104,34 @@ class _Probe(_lightning_callback_base()):
         self.streak = 0  # consecutive judgements that met the target, up to now
         self.batches = batches
         self.deadline = deadline
-        self.device_batches: list = []
+        self.judged: Any = None  # the batches judged, on the device (set when training starts)
         self.step_losses: list = []  # this epoch's training losses, still on the device
         self.sites: dict = {}  # id(optimizer) -> (optimizer, the line that built it)
 
     def on_train_start(self, trainer, pl_module):
-        self.device_batches = [trainer.strategy.batch_to_device(b) for b in self.batches]
+        from mltest.checks.memorization.device_batches import Restored
+        from mltest.engine import copy_batch
+
+        # Moved once (through the module's own transfer hooks) and copied: on the CPU the move
+        # returns the training batch itself. Put back before each judgement if one wrote into
+        # them.
+        self.judged = Restored(
+            [copy_batch(trainer.strategy.batch_to_device(b)) for b in self.batches]
+        )
         self.step = judging_step(self.step, pl_module, self.settings)
         self.result.lr_groups = lr_groups.groups(trainer, pl_module, self.sites)
         # The flat list older baselines hold, read from the same record.
         self.result.learning_rates = [group["lr"] for group in self.result.lr_groups]
-        loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
+        loss, metrics = evaluate(pl_module, self._judged_batches(), self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:
             self.result.initial_metric = metrics[self.target.metric]
         if self.target.met(loss, metrics):
             self.result.met_before_training = True
             raise _Stop
+
+    def _judged_batches(self) -> list:
+        return self.judged.get()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.deadline.check()
@@ -135,7 +146,7 @@ class _Probe(_lightning_callback_base()):
         for value in to_floats(steps):  # the first non-finite step loss, as before
             if not math.isfinite(value):
                 self._stop(f"training loss became {value:g}", trainer, pl_module)
-        loss, metrics = evaluate(pl_module, self.device_batches, self.target, self.step)
+        loss, metrics = evaluate(pl_module, self._judged_batches(), self.target, self.step)
         if loss is not None:
             self.result.losses.append(loss)
             self.result.final_loss = loss

@@ -54,7 +54,6 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     record the golden outputs of this environment (else another's, on decisions only)."""
     from mltest.checks.prediction import (
         NAN_HINT,
-        copy_batch,
         input_key,
         model_under_test,
         nan_outputs,
@@ -64,6 +63,7 @@ def run(ctx: CheckContext, settings: Settings) -> CheckResult:
     )
     from mltest.checks.regression.compare import compare_outputs
     from mltest.checks.regression.golden import batches_hash, flatten_batches, summarise
+    from mltest.engine import copy_batch
     from mltest.seeding import (
         determinism_mode,
         isolated_global_state,

@@ -141,10 +141,13 @@ def _localise(
 
 
 def _loss(model, batch, seed) -> torch.Tensor:
-    """The training_step loss, with the same dropout masks on every call."""
+    """The training_step loss, with the same dropout masks and the same batch on every call
+    (a copy: a training_step that scales its batch in place must not scale the next call's)."""
+    from mltest.engine import copy_batch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        out = model.training_step(batch, 0)
+        out = model.training_step(copy_batch(batch), 0)
     loss = out.get("loss") if isinstance(out, dict) else out
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise Skip("training_step returned no scalar loss tensor")
