@@ -5,6 +5,8 @@ epoch counts, losses and sanity verdict as a training_step that scales a copy.""
 
 from __future__ import annotations
 
+import pytest
+
 from mltest.report import Status
 from mltest.supervisor import run_suite
 from tests.suites import edited_example
@@ -14,15 +16,25 @@ SCALED_COPY = "        x, y = batch\n        x = x * 1.5\n        logits = self(
 SCALED_IN_PLACE = "        x, y = batch\n        x.mul_(1.5)\n        logits = self(x)"
 
 
-def _checks(tmp_path, step: str) -> dict:
-    config = edited_example("tabular", tmp_path, edits=[(STEP, step)])
+# A transfer hook takes the lean loop's other path to the device (Lightning's own calls).
+HOOK = (
+    "    def training_step(self, batch, batch_idx):",
+    "    def on_after_batch_transfer(self, batch, dataloader_idx):\n"
+    "        return batch\n\n"
+    "    def training_step(self, batch, batch_idx):",
+)
+
+
+def _checks(tmp_path, step: str, hook: bool) -> dict:
+    config = edited_example("tabular", tmp_path, edits=[(STEP, step), *([HOOK] if hook else [])])
     report = run_suite(config, tmp_path / "report", only=["memorization", "sanity"])
     return {c.name: c for c in report.checks}
 
 
-def test_a_step_that_scales_its_batch_in_place_trains_as_one_that_scales_a_copy(tmp_path):
-    copy = _checks(tmp_path / "copy", SCALED_COPY)
-    in_place = _checks(tmp_path / "in-place", SCALED_IN_PLACE)
+@pytest.mark.parametrize("hook", [False, True], ids=["plain batches", "transfer hook"])
+def test_a_step_that_scales_its_batch_in_place_trains_as_one_that_scales_a_copy(tmp_path, hook):
+    copy = _checks(tmp_path / "copy", SCALED_COPY, hook)
+    in_place = _checks(tmp_path / "in-place", SCALED_IN_PLACE, hook)
     # Before: every epoch and every judgement scaled the fixed batch once more (counts 5, 6,
     # 4 instead of 14, 14, 13), and sanity's gradient check, which calls training_step several
     # times on one batch, reported "the gradient is wrong".

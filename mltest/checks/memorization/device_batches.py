@@ -13,16 +13,13 @@ class DeviceBatches:
     on each tensor, a new container around them). That is exact to keep when the batch is plain
     tensors in lists, tuples and dicts and neither the host tensor nor its device copy was
     modified in place since (their version counters); anything else is moved as Lightning
-    moves it. On the CPU `.to` returns the tensor itself, so the step gets the fixed batch
-    itself: a copy of its values is kept, and put back when the step wrote into it (`x /= 255`),
-    as a data loader would give the next epoch fresh tensors.
+    moves it. On the CPU `.to` returns the tensor itself, so both ways are the same objects.
     """
 
     def __init__(self, device: Any, move: Callable[[Any, Any], Any]):
         self.device = device
         self.move = move  # the Lightning package's own move_data_to_device
         self.copies: dict[int, tuple[Any, int, Any, int]] = {}
-        self.pristine: dict[int, Any] = {}  # id(host) -> its values, where the copy is the host
 
     def get(self, batch: Any) -> Any:
         import torch
@@ -36,19 +33,12 @@ class DeviceBatches:
         return self._lightning_move(batch)
 
     def _tensor(self, host: Any) -> Any:
-        import torch
-
         kept = self.copies.get(id(host))
         if kept is not None:
             source, source_version, copy, copy_version = kept
             if source is host and host._version == source_version and copy._version == copy_version:
                 return copy
-            if source is host and id(host) in self.pristine:  # written into on the CPU
-                with torch.no_grad():
-                    host.copy_(self.pristine[id(host)])
         copy = self._lightning_move(host)
-        if copy is host and id(host) not in self.pristine:
-            self.pristine[id(host)] = host.clone()
         self.copies[id(host)] = (host, host._version, copy, copy._version)
         return copy
 
@@ -58,7 +48,9 @@ class DeviceBatches:
 
 class Restored:
     """Batches whose tensors get their first values back before each use when model code wrote
-    into them (by their version counters): a judgement must see the batch the data gave."""
+    into them (by their version counters), as a data loader gives every step new tensors: a
+    step or judgement must see the batch the data gave, not one a `training_step` scaled in
+    place (`x /= 255`) the step before. Nothing is copied while nothing writes."""
 
     def __init__(self, batches: list):
         import torch

@@ -122,16 +122,13 @@ class _Probe(_lightning_callback_base()):
         self.result.lr_groups = lr_groups.groups(trainer, pl_module, self.sites)
         # The flat list older baselines hold, read from the same record.
         self.result.learning_rates = [group["lr"] for group in self.result.lr_groups]
-        loss, metrics = evaluate(pl_module, self._judged_batches(), self.target, self.step)
+        loss, metrics = evaluate(pl_module, self.judged.get(), self.target, self.step)
         self.result.initial_loss = loss
         if self.target.metric is not None:
             self.result.initial_metric = metrics[self.target.metric]
         if self.target.met(loss, metrics):
             self.result.met_before_training = True
             raise _Stop
-
-    def _judged_batches(self) -> list:
-        return self.judged.get()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.deadline.check()
@@ -146,7 +143,7 @@ class _Probe(_lightning_callback_base()):
         for value in to_floats(steps):  # the first non-finite step loss, as before
             if not math.isfinite(value):
                 self._stop(f"training loss became {value:g}", trainer, pl_module)
-        loss, metrics = evaluate(pl_module, self._judged_batches(), self.target, self.step)
+        loss, metrics = evaluate(pl_module, self.judged.get(), self.target, self.step)
         if loss is not None:
             self.result.losses.append(loss)
             self.result.final_loss = loss

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mltest.checks.memorization.device_batches import DeviceBatches
+from mltest.checks.memorization.device_batches import DeviceBatches, Restored
 
 # Hooks the loop calls itself; the others are called by `trainer.fit` as usual.
 _CALLBACK_HOOKS = (
@@ -48,6 +48,8 @@ class LeanLoop:
     def __init__(self, trainer: Any, batches: list, package: Any):
         self.trainer = trainer
         self.batches = batches
+        # On the CPU the move to the device returns these tensors themselves.
+        self.fixed = Restored(batches)
         self.package = package
         self.reason = ""
         fit_loop = trainer.fit_loop
@@ -175,7 +177,7 @@ class LeanLoop:
         epoch_loop = trainer.fit_loop.epoch_loop
         progress = epoch_loop.batch_progress
         progress.is_last_batch = batch_idx == len(self.batches) - 1
-        batch = self._to_device(self.batches[batch_idx])
+        batch = self._to_device(self.fixed.get()[batch_idx])
         progress.increment_ready()
         response = self._call("on_train_batch_start", batch, batch_idx)
         if response == -1:
